@@ -1,0 +1,131 @@
+//! Wiring: binds the listeners the settings ask for, runs the services, and stops them on
+//! shutdown.
+
+use crate::config::Settings;
+use crate::config::values::Port;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Why the daemon could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} (set by {keys}): {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The settings that chose it.
+        keys: &'static str,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The data directory could not be made.
+    #[error("cannot create the data directory {} (data.dir or --data): {source}", .path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The shutdown signals could not be watched.
+    #[error("cannot watch SIGTERM and SIGINT: {0}")]
+    Signals(io::Error),
+}
+
+/// One bound listener and what it serves.
+struct Listener {
+    protocol: &'static str,
+    socket: TcpListener,
+}
+
+/// Runs the daemon until `shutdown` completes.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    let data_dir = &settings.server.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| AppError::DataDir { path: data_dir.clone(), source })?;
+    let listeners = bind_all(&settings).await?;
+    let apps: Vec<&str> = settings.apps.keys().map(String::as_str).collect();
+    log::info!("rampart {} serving applications: {}", env!("CARGO_PKG_VERSION"), apps.join(", "));
+    for listener in &listeners {
+        let addr = listener.socket.local_addr().map_err(|source| AppError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            keys: "",
+            source,
+        })?;
+        log::info!("{}", describe(listener.protocol, addr, apps.first().copied().unwrap_or_default()));
+    }
+    shutdown.await;
+    log::info!("shutting down");
+    Ok(())
+}
+
+/// Binds every listener the server settings enable, in a fixed order.
+async fn bind_all(settings: &Settings) -> Result<Vec<Listener>, AppError> {
+    let server = &settings.server;
+    let wanted = [
+        ("RTMP", "rtmp.host, rtmp.port", server.rtmp_host, server.rtmp_port, true),
+        ("RTMPS", "rtmp.host, rtmps.port", server.rtmp_host, server.rtmps_port, server.rtmps_enabled),
+        ("HTTP", "http.host, http.port", server.http_host, server.http_port, true),
+        ("HTTPS", "http.host, https.port", server.http_host, server.https_port, server.ssl_enabled),
+    ];
+    let mut listeners = Vec::new();
+    for (protocol, keys, host, Port(port), enabled) in wanted {
+        if !enabled {
+            continue;
+        }
+        let addr = SocketAddr::new(host, port);
+        let socket = TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, keys, source })?;
+        listeners.push(Listener { protocol, socket });
+    }
+    Ok(listeners)
+}
+
+/// One log line saying where a client points for a listener.
+fn describe(protocol: &str, addr: SocketAddr, app: &str) -> String {
+    let (shown, hint) = match addr.ip() {
+        ip if ip.is_unspecified() => {
+            (SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port()), " (or this box's address)")
+        }
+        _ => (addr, ""),
+    };
+    let url = match protocol {
+        "RTMP" | "RTMPS" => format!("publish and play at {}://{shown}/{app}/<streamId>", protocol.to_ascii_lowercase()),
+        _ => format!("REST API and panel at {}://{shown}/", protocol.to_ascii_lowercase()),
+    };
+    format!("{protocol:<5} listening on {addr}: {url}{hint}")
+}
+
+/// Starts watching SIGTERM and SIGINT; the future completes at the first of them.
+/// Call it inside the runtime, before serving, so an early signal is not lost.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>, AppError> {
+    let mut term = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => log::info!("SIGTERM received"),
+            _ = int.recv() => log::info!("SIGINT received"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_points_clients_at_a_reachable_address() {
+        let any = SocketAddr::from(([0, 0, 0, 0], 1935));
+        assert_eq!(
+            describe("RTMP", any, "LiveApp"),
+            "RTMP  listening on 0.0.0.0:1935: publish and play at rtmp://127.0.0.1:1935/LiveApp/<streamId> (or this box's address)"
+        );
+        let local = SocketAddr::from(([127, 0, 0, 1], 5080));
+        assert_eq!(
+            describe("HTTP", local, "LiveApp"),
+            "HTTP  listening on 127.0.0.1:5080: REST API and panel at http://127.0.0.1:5080/"
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! The types settings become at load: each knows how to read itself from its text in a
+//! properties file, what text it expects, and how to write itself back.
+
+use crate::secrets::{REDACTED, Secret};
+use ipnet::IpNet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A type a setting's text becomes.
+pub trait SettingValue: Sized {
+    /// What a valid text looks like, for messages and the settings table.
+    const EXPECTED: &'static str;
+    /// Whether the value is a secret, shown only as `***`.
+    const SECRET: bool = false;
+    /// Reads the value; the error says what was expected or what is wrong.
+    fn parse(text: &str) -> Result<Self, String>;
+    /// Writes the value so that `parse` reads it back (secrets as `***`, or empty when unset).
+    fn render(&self) -> String;
+    /// The value as a number, for settings that have bounds.
+    fn magnitude(&self) -> Option<u64> {
+        None
+    }
+}
+
+fn expected<T: SettingValue>() -> String {
+    format!("expected {}", T::EXPECTED)
+}
+
+impl SettingValue for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(expected::<Self>()),
+        }
+    }
+    fn render(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl SettingValue for u32 {
+    const EXPECTED: &'static str = "a whole number";
+    fn parse(text: &str) -> Result<Self, String> {
+        text.trim().parse().map_err(|_| expected::<Self>())
+    }
+    fn render(&self) -> String {
+        self.to_string()
+    }
+    fn magnitude(&self) -> Option<u64> {
+        Some(u64::from(*self))
+    }
+}
+
+/// A TCP or UDP port; 0 lets the system pick a free one (tests), the log then names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Port(pub u16);
+
+impl SettingValue for Port {
+    const EXPECTED: &'static str = "a port number from 0 to 65535";
+    fn parse(text: &str) -> Result<Self, String> {
+        text.trim().parse().map(Port).map_err(|_| expected::<Self>())
+    }
+    fn render(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+impl SettingValue for IpAddr {
+    const EXPECTED: &'static str = "an IPv4 or IPv6 address";
+    fn parse(text: &str) -> Result<Self, String> {
+        text.trim().parse().map_err(|_| expected::<Self>())
+    }
+    fn render(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A span of whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl SettingValue for Seconds {
+    const EXPECTED: &'static str = "a whole number of seconds";
+    fn parse(text: &str) -> Result<Self, String> {
+        let secs: u64 = text.trim().parse().map_err(|_| expected::<Self>())?;
+        Ok(Seconds(Duration::from_secs(secs)))
+    }
+    fn render(&self) -> String {
+        self.0.as_secs().to_string()
+    }
+    fn magnitude(&self) -> Option<u64> {
+        Some(self.0.as_secs())
+    }
+}
+
+impl SettingValue for PathBuf {
+    const EXPECTED: &'static str = "a directory path";
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "" => Err(expected::<Self>()),
+            path => Ok(PathBuf::from(path)),
+        }
+    }
+    fn render(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+impl SettingValue for Secret<String> {
+    const EXPECTED: &'static str = "a secret (empty: unset)";
+    const SECRET: bool = true;
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(Secret::new(text.trim().to_string()))
+    }
+    fn render(&self) -> String {
+        if self.is_set() { REDACTED.to_string() } else { String::new() }
+    }
+}
+
+/// A comma-separated list of networks; a bare address is a single host (`/32` or `/128`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CidrList(pub Vec<IpNet>);
+
+impl SettingValue for CidrList {
+    const EXPECTED: &'static str = "comma-separated CIDRs such as 192.168.1.0/24,10.0.0.5";
+    fn parse(text: &str) -> Result<Self, String> {
+        let items = text.split(',').map(str::trim).filter(|item| !item.is_empty());
+        let nets = items.map(parse_net).collect::<Result<Vec<_>, _>>()?;
+        Ok(CidrList(nets))
+    }
+    fn render(&self) -> String {
+        let items: Vec<String> = self
+            .0
+            .iter()
+            .map(|net| if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() })
+            .collect();
+        items.join(",")
+    }
+}
+
+fn parse_net(item: &str) -> Result<IpNet, String> {
+    // Host bits are dropped, as Ant Media Server does: 192.168.1.5/24 means 192.168.1.0/24.
+    let net = item.parse::<IpNet>().map(|net| net.trunc());
+    net.or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("\"{item}\" is not a CIDR ({})", CidrList::EXPECTED))
+}
+
+/// An absolute `http://` or `https://` URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub http::Uri);
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl SettingValue for Option<HttpUrl> {
+    const EXPECTED: &'static str = "an http:// or https:// URL (empty: off)";
+    fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let uri: http::Uri = text.parse().map_err(|_| expected::<Self>())?;
+        let web = matches!(uri.scheme_str(), Some("http" | "https"));
+        if !web || uri.host().is_none_or(str::is_empty) {
+            return Err(expected::<Self>());
+        }
+        Ok(Some(HttpUrl(uri)))
+    }
+    fn render(&self) -> String {
+        self.as_ref().map(ToString::to_string).unwrap_or_default()
+    }
+}
+
+/// Text that goes out as an HTTP header value: printable, one line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderText(pub String);
+
+impl SettingValue for HeaderText {
+    const EXPECTED: &'static str = "one line of printable text (an HTTP header value)";
+    fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        http::HeaderValue::from_str(text).map_err(|_| expected::<Self>())?;
+        Ok(HeaderText(text.to_string()))
+    }
+    fn render(&self) -> String {
+        self.0.clone()
+    }
+}
+
+/// The log level, with Ant Media Server's (logback's) names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLevel(pub log::LevelFilter);
+
+impl SettingValue for LogLevel {
+    const EXPECTED: &'static str = "one of OFF, ERROR, WARN, INFO, DEBUG, TRACE, ALL";
+    fn parse(text: &str) -> Result<Self, String> {
+        let level = match text.trim().to_ascii_uppercase().as_str() {
+            "ALL" => log::LevelFilter::Trace,
+            other => other.parse().map_err(|_| expected::<Self>())?,
+        };
+        Ok(LogLevel(level))
+    }
+    fn render(&self) -> String {
+        self.0.as_str().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: SettingValue + PartialEq + fmt::Debug>(text: &str) {
+        let value = T::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(T::parse(&value.render()), Ok(value), "{text}");
+    }
+
+    #[test]
+    fn values_read_back_what_they_write() {
+        round_trip::<bool>("TRUE");
+        round_trip::<u32>(" 42 ");
+        round_trip::<Port>("1935");
+        round_trip::<IpAddr>("::1");
+        round_trip::<Seconds>("300");
+        round_trip::<PathBuf>("/var/lib/rampart");
+        round_trip::<CidrList>("10.0.0.0/8, 192.168.1.7 ,2001:db8::/32,::1");
+        round_trip::<CidrList>("");
+        round_trip::<Option<HttpUrl>>("https://auth.example.com:8443/check?x=1");
+        round_trip::<Option<HttpUrl>>("");
+        round_trip::<HeaderText>("default-src 'self'");
+        round_trip::<LogLevel>("warn");
+    }
+
+    #[test]
+    fn cidr_list_reads_bare_addresses_as_hosts() {
+        let list = CidrList::parse("127.0.0.1").unwrap();
+        assert_eq!(list.0, vec!["127.0.0.1/32".parse::<IpNet>().unwrap()]);
+        assert_eq!(list.render(), "127.0.0.1");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_expected() {
+        assert_eq!(bool::parse("yes"), Err("expected true or false".into()));
+        assert_eq!(Port::parse("70000"), Err("expected a port number from 0 to 65535".into()));
+        assert_eq!(
+            CidrList::parse("10.0.0.0/8,10.1.2.300"),
+            Err("\"10.1.2.300\" is not a CIDR (comma-separated CIDRs such as 192.168.1.0/24,10.0.0.5)".into())
+        );
+        assert_eq!(CidrList::parse("10.1.2.3/8").unwrap().render(), "10.0.0.0/8");
+        let url_err = Err("expected an http:// or https:// URL (empty: off)".into());
+        assert_eq!(Option::<HttpUrl>::parse("ftp://x/y"), url_err);
+        assert_eq!(Option::<HttpUrl>::parse("/relative"), url_err);
+        assert_eq!(
+            LogLevel::parse("LOUD").map(|l| l.0),
+            Err("expected one of OFF, ERROR, WARN, INFO, DEBUG, TRACE, ALL".into())
+        );
+    }
+
+    #[test]
+    fn secrets_render_redacted() {
+        assert_eq!(Secret::<String>::parse("s3cr3t").unwrap().render(), "***");
+        assert_eq!(Secret::<String>::parse("").unwrap().render(), "");
+    }
+}

@@ -1,0 +1,11 @@
+//! rampart: the firmware daemon of an ARM streaming appliance.
+//!
+//! See `ARCHITECTURE.md` in the design folder for the map; `main.rs` only parses arguments
+//! and hands over to [`app`].
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod logger;
+pub mod secrets;

@@ -1,0 +1,122 @@
+//! Helpers shared by the integration tests: configuration directories and the daemon binary.
+
+#![allow(dead_code)] // each test file uses its own part of these helpers
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+/// A temporary configuration directory.
+pub struct ConfigDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    pub fn new() -> Self {
+        ConfigDir { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `server.properties`.
+    pub fn server(self, text: &str) -> Self {
+        std::fs::write(self.path().join("server.properties"), text).expect("write server.properties");
+        self
+    }
+
+    /// Writes `apps/<name>.properties`.
+    pub fn app(self, name: &str, text: &str) -> Self {
+        let apps = self.path().join("apps");
+        std::fs::create_dir_all(&apps).expect("apps dir");
+        std::fs::write(apps.join(format!("{name}.properties")), text).expect("write app file");
+        self
+    }
+
+    /// The path of a file in the directory.
+    pub fn file(&self, relative: &str) -> PathBuf {
+        self.path().join(relative)
+    }
+}
+
+/// A command that runs the rampart binary, under qemu-user when the test itself runs there
+/// (the kernel cannot execute a foreign binary without binfmt_misc, but qemu can).
+pub fn rampart() -> Command {
+    let bin = env!("CARGO_BIN_EXE_rampart");
+    match Command::new(bin).arg("--version").stdout(Stdio::null()).status() {
+        Err(e) if e.raw_os_error() == Some(8) => {
+            let mut command = Command::new(format!("qemu-{}", std::env::consts::ARCH));
+            command.arg(bin);
+            command
+        }
+        _ => Command::new(bin),
+    }
+}
+
+/// A running daemon whose standard error is read line by line.
+pub struct Daemon {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts the daemon with these arguments.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = rampart()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rampart");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits (at most `limit`) for a log line that contains `needle`, and returns it.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?} within {limit:?}; seen:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Every remaining log line, until the daemon closes standard error.
+    pub fn rest(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Generous limit for the daemon to reach a state (qemu-user is slow).
+pub const PATIENCE: Duration = Duration::from_secs(60);

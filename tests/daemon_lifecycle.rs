@@ -1,0 +1,119 @@
+//! The daemon starts on its settings, says where clients point, serves its listeners, and stops
+//! cleanly on SIGTERM and SIGINT; a bad configuration stops the start with file, line and key.
+
+mod common;
+
+use common::{ConfigDir, Daemon, PATIENCE, rampart};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::net::{SocketAddr, TcpStream};
+
+fn loopback_config(extra: &str) -> ConfigDir {
+    let dir = ConfigDir::new();
+    let data = dir.file("data");
+    dir.server(&format!(
+        "rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir={}\n{extra}",
+        data.display()
+    ))
+}
+
+/// The address in a line such as `RTMP  listening on 127.0.0.1:40001: ...`.
+fn listening_addr(line: &str) -> SocketAddr {
+    let after = line.split("listening on ").nth(1).expect("address in line");
+    after.split(": ").next().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+fn stops_cleanly_on(signal: Signal) {
+    let config = loopback_config("");
+    let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
+    let rtmp = listening_addr(&daemon.wait_for("RTMP  listening on", PATIENCE));
+    let http = listening_addr(&daemon.wait_for("HTTP  listening on", PATIENCE));
+    for addr in [rtmp, http] {
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+        TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr} is not listening: {e}"));
+    }
+    assert!(config.file("data").is_dir(), "data directory made at start");
+
+    kill(Pid::from_raw(daemon.child.id() as i32), signal).expect("signal");
+    let status = daemon.child.wait().expect("wait");
+    assert!(status.success(), "exit status {status}");
+    let log = daemon.rest();
+    assert!(log.iter().any(|l| l.ends_with("shutting down")), "{log:?}");
+}
+
+#[test]
+fn stops_cleanly_on_sigterm() {
+    stops_cleanly_on(Signal::SIGTERM);
+}
+
+#[test]
+fn stops_cleanly_on_sigint() {
+    stops_cleanly_on(Signal::SIGINT);
+}
+
+#[test]
+fn rtmps_and_https_listen_when_enabled() {
+    let config = loopback_config("rtmpsEnabled=true\nrtmps.port=0\nsslEnabled=true\nhttps.port=0\n");
+    let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
+    for protocol in ["RTMPS listening on", "HTTPS listening on"] {
+        let addr = listening_addr(&daemon.wait_for(protocol, PATIENCE));
+        TcpStream::connect(addr).unwrap_or_else(|e| panic!("{protocol} {addr}: {e}"));
+    }
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_with_file_line_and_key() {
+    let config = loopback_config("").app("LiveApp", "ipFilterEnabled=true\ntimeTokenPeriod=0\n");
+    let out = rampart().args(["--config", config.path().to_str().unwrap()]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "error: {}: timeTokenPeriod: \"0\": expected a whole number from 10 to 600",
+        config.file("apps/LiveApp.properties:2").display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+#[test]
+fn a_taken_port_names_its_settings() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = loopback_config(&format!("rtmp.port={port}\n"));
+    let out = rampart().args(["--config", config.path().to_str().unwrap()]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port} (set by rtmp.host, rtmp.port)")), "{stderr}");
+}
+
+#[test]
+fn check_config_prints_effective_settings_with_secrets_redacted() {
+    let secret = "very-secret-stream-key-0123456789abcdef";
+    let config =
+        ConfigDir::new().app("LiveApp", &format!("publishJwtControlEnabled=true\njwtStreamSecretKey={secret}\n"));
+    let out = rampart().args(["check-config", config.path().to_str().unwrap()]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("publishJwtControlEnabled=true\n"), "{stdout}");
+    assert!(stdout.contains("jwtStreamSecretKey=***\n"), "{stdout}");
+    assert!(stdout.contains("tokenHashSecret=\n"), "unset secrets show empty: {stdout}");
+    let everything = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!everything.contains(secret), "secret leaked: {everything}");
+
+    let short = "short-secret-value";
+    let config = ConfigDir::new().app("LiveApp", &format!("playJwtControlEnabled=true\njwtStreamSecretKey={short}\n"));
+    let out = rampart().args(["check-config", config.path().to_str().unwrap()]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("jwtStreamSecretKey: \"***\": must be at least 32 characters"), "{stderr}");
+    assert!(!stderr.contains(short), "secret leaked: {stderr}");
+}
+
+#[test]
+fn print_defaults_is_a_loadable_configuration() {
+    let out = rampart().args(["print-defaults", "server"]).output().expect("run");
+    assert!(out.status.success());
+    let config = ConfigDir::new().server(&String::from_utf8_lossy(&out.stdout));
+    let check = rampart().args(["check-config", config.path().to_str().unwrap()]).output().expect("run");
+    assert!(check.status.success() && check.stderr.is_empty(), "{}", String::from_utf8_lossy(&check.stderr));
+}
