@@ -3,10 +3,15 @@
 
 use crate::config::Settings;
 use crate::config::values::Port;
+use crate::http::client::{HttpClient, TrustError};
+use crate::security::Pipeline;
+use crate::security::audit::Audit;
+use crate::store::{MemoryStore, SecurityStore};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -31,6 +36,17 @@ pub enum AppError {
         /// What the system said.
         source: io::Error,
     },
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log in {}: {source}", .path.display())]
+    Audit {
+        /// The data directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The TLS trust for webhooks and JWKS could not be set up.
+    #[error("server.tlsTrustFile: {0}")]
+    Trust(#[from] TrustError),
     /// The shutdown signals could not be watched.
     #[error("cannot watch SIGTERM and SIGINT: {0}")]
     Signals(io::Error),
@@ -46,6 +62,11 @@ struct Listener {
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
     let data_dir = &settings.server.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|source| AppError::DataDir { path: data_dir.clone(), source })?;
+    let pipeline = security_pipeline(&settings)?;
+    let _client = HttpClient::new(settings.server.tls_trust_file.as_deref())?;
+    for line in pipeline.describe() {
+        log::info!("security {line}");
+    }
     let listeners = bind_all(&settings).await?;
     let apps: Vec<&str> = settings.apps.keys().map(String::as_str).collect();
     log::info!("rampart {} serving applications: {}", env!("CARGO_PKG_VERSION"), apps.join(", "));
@@ -60,6 +81,20 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     shutdown.await;
     log::info!("shutting down");
     Ok(())
+}
+
+/// The security pipeline over each application's datastore, auditing to the data directory.
+fn security_pipeline(settings: &Settings) -> Result<Pipeline, AppError> {
+    let server = &settings.server;
+    let audit = Audit::with_file(&server.data_dir, u64::from(server.audit_log_max_bytes))
+        .map_err(|source| AppError::Audit { path: server.data_dir.clone(), source })?;
+    let stores: std::collections::HashMap<&str, Arc<dyn SecurityStore>> = settings
+        .apps
+        .keys()
+        .map(|name| (name.as_str(), Arc::new(MemoryStore::default()) as Arc<dyn SecurityStore>))
+        .collect();
+    let store_of = |app: &str| stores.get(app).cloned().unwrap_or_else(|| Arc::new(MemoryStore::default()));
+    Ok(Pipeline::new(settings, store_of, Arc::new(audit)))
 }
 
 /// Binds every listener the server settings enable, in a fixed order.

@@ -7,5 +7,8 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod logger;
 pub mod secrets;
+pub mod security;
+pub mod store;

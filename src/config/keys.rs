@@ -5,7 +5,7 @@
 //! adds use Red5's dotted style (`rtmp.port`). A doc that weakens security says so.
 
 use super::load::FileSource;
-use super::values::{CidrList, HeaderText, HttpUrl, LogLevel, Port, Seconds, SettingValue};
+use super::values::{CidrList, HeaderText, HttpUrl, LogLevel, Port, Seconds, SettingValue, TokenHashFormat};
 use crate::secrets::Secret;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -120,6 +120,16 @@ settings_table! {
         data_dir: PathBuf = "data.dir", default "rampart-data";
         /// Log level: OFF, ERROR, WARN, INFO, DEBUG, TRACE or ALL.
         log_level: LogLevel = "logLevel", default "INFO";
+        /// Refusals from one address (an IPv6 /64) within server.lockoutWindow that lock it out (0: never, weak).
+        lockout_failures: u32 = "server.lockoutFailures", default "10", range 0..=1000;
+        /// Window in which refusals are counted towards a lockout.
+        lockout_window: Seconds = "server.lockoutWindow", default "60", range 1..=86400;
+        /// How long a locked-out address is refused before any check runs.
+        lockout_duration: Seconds = "server.lockoutDuration", default "300", range 1..=86400;
+        /// Largest size of the audit log file (data.dir/audit.log) before it rotates to audit.log.1.
+        audit_log_max_bytes: u32 = "server.auditLogMaxBytes", default "1048576", range 4096..=268435456;
+        /// PEM file of extra CA certificates trusted for https webhooks and JWKS, beside the system roots.
+        tls_trust_file: Option<PathBuf> = "server.tlsTrustFile", default "";
         /// Require a server JWT for the web panel and the server REST API.
         jwt_server_control_enabled: bool = "server.jwtServerControlEnabled", default "false";
         /// HS256 key for server JWTs.
@@ -140,6 +150,8 @@ settings_table! {
         hash_control_play_enabled: bool = "hashControlPlayEnabled", default "false";
         /// HMAC-SHA256 key of hash tokens: hash = base64(hmac_sha256(streamId + role + expireDate, key)).
         token_hash_secret: Secret<String> = "tokenHashSecret", default "";
+        /// Hash token form: hmac-sha256 (with expireDate) or ams-sha256 (AMS legacy hex(sha256(streamId + role + secret)): no expiry, weak).
+        token_hash_format: TokenHashFormat = "tokenHashFormat", default "hmac-sha256";
         /// Require a one-time token (made through the REST API) to publish.
         publish_token_control_enabled: bool = "publishTokenControlEnabled", default "false";
         /// Require a one-time token (made through the REST API) to play.

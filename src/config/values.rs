@@ -110,6 +110,43 @@ impl SettingValue for PathBuf {
     }
 }
 
+impl SettingValue for Option<PathBuf> {
+    const EXPECTED: &'static str = "a file path (empty: none)";
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(Some(text.trim()).filter(|path| !path.is_empty()).map(PathBuf::from))
+    }
+    fn render(&self) -> String {
+        self.as_ref().map(|path| path.display().to_string()).unwrap_or_default()
+    }
+}
+
+/// How hash tokens are made (`tokenHashFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHashFormat {
+    /// `base64(hmac_sha256(streamId + role + expireDate, tokenHashSecret))`, with an expiry.
+    HmacSha256,
+    /// Ant Media Server's legacy `hex(sha256(streamId + role + tokenHashSecret))`, without expiry.
+    AmsSha256,
+}
+
+impl SettingValue for TokenHashFormat {
+    const EXPECTED: &'static str = "hmac-sha256 or ams-sha256";
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "hmac-sha256" => Ok(TokenHashFormat::HmacSha256),
+            "ams-sha256" => Ok(TokenHashFormat::AmsSha256),
+            _ => Err(expected::<Self>()),
+        }
+    }
+    fn render(&self) -> String {
+        match self {
+            TokenHashFormat::HmacSha256 => "hmac-sha256",
+            TokenHashFormat::AmsSha256 => "ams-sha256",
+        }
+        .to_string()
+    }
+}
+
 impl SettingValue for Secret<String> {
     const EXPECTED: &'static str = "a secret (empty: unset)";
     const SECRET: bool = true;
@@ -235,6 +272,9 @@ mod tests {
         round_trip::<Option<HttpUrl>>("");
         round_trip::<HeaderText>("default-src 'self'");
         round_trip::<LogLevel>("warn");
+        round_trip::<Option<PathBuf>>("/etc/ssl/private-ca.pem");
+        round_trip::<Option<PathBuf>>("");
+        round_trip::<TokenHashFormat>("ams-sha256");
     }
 
     #[test]

@@ -120,3 +120,6 @@ impl Drop for Daemon {
 
 /// Generous limit for the daemon to reach a state (qemu-user is slow).
 pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub mod http_server;
+pub mod security;

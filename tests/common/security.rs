@@ -1,0 +1,114 @@
+//! A security pipeline over a real configuration directory, a memory store and a manual clock.
+
+use super::ConfigDir;
+use jsonwebtoken::{EncodingKey, Header};
+use rampart::clock::ManualClock;
+use rampart::config::{self, AppSettings};
+use rampart::secrets::Secret;
+use rampart::security::audit::Audit;
+use rampart::security::hash_token::HashTokens;
+use rampart::security::{AccessRequest, Action, Credentials, Decision, Now, Pipeline, Protocol, Step, totp};
+use rampart::store::{MemoryStore, OneTimeToken, SecurityStore};
+use std::sync::Arc;
+
+/// The time every fixture starts at.
+pub const T0: u64 = 1_800_000_000;
+/// A stream JWT key of the required length.
+pub const STREAM_KEY: &str = "stream-secret-0123456789abcdef0123";
+
+pub struct Fixture {
+    pub pipeline: Pipeline,
+    pub store: Arc<MemoryStore>,
+    pub clock: ManualClock,
+    pub app: AppSettings,
+    pub _dir: ConfigDir,
+}
+
+impl Fixture {
+    /// A pipeline for `LiveApp` with these application and server settings.
+    pub fn new(app: &str, server: &str) -> Self {
+        let dir = ConfigDir::new().server(server).app("LiveApp", app);
+        let settings = config::load(Some(dir.path())).unwrap_or_else(|e| panic!("{e}")).settings;
+        let store = Arc::new(MemoryStore::default());
+        let shared: Arc<dyn SecurityStore> = store.clone();
+        let audit = Audit::with_file(dir.path(), 1 << 20).expect("audit file");
+        let pipeline = Pipeline::new(&settings, |_| shared.clone(), Arc::new(audit));
+        let app = settings.apps["LiveApp"].clone();
+        Fixture { pipeline, store, clock: ManualClock::at_unix(T0), app, _dir: dir }
+    }
+
+    /// The audit log file's content.
+    pub fn audit_file(&self) -> String {
+        std::fs::read_to_string(self._dir.file("audit.log")).unwrap_or_default()
+    }
+
+    pub fn now(&self) -> u64 {
+        rampart::clock::Clock::unix_secs(&self.clock)
+    }
+
+    /// A request from `peer` for `stream` with this URL query.
+    pub fn request(&self, action: Action, stream: &str, query: &str, peer: &str) -> AccessRequest {
+        AccessRequest {
+            action,
+            protocol: Protocol::Rtmp,
+            app: "LiveApp".into(),
+            stream_id: stream.into(),
+            room_id: None,
+            peer_ip: peer.parse().unwrap(),
+            credentials: Credentials::from_query(query),
+            now: Now::from_clock(&self.clock),
+        }
+    }
+
+    /// Decides a request that needs no webhook.
+    pub fn decide(&self, request: AccessRequest) -> Decision {
+        match self.pipeline.check(request) {
+            Step::Decided(decision) => decision,
+            Step::AskWebhook(pending) => panic!("unexpected webhook {}", pending.url),
+        }
+    }
+
+    pub fn decide_query(&self, action: Action, stream: &str, query: &str) -> Decision {
+        self.decide(self.request(action, stream, query, "10.0.0.1"))
+    }
+
+    /// Makes a one-time token and returns its id.
+    pub fn one_time(&self, id: &str, stream: &str, kind: Action, expire_date: u64) -> String {
+        let token = OneTimeToken {
+            token_id: Secret::new(id.into()),
+            stream_id: stream.into(),
+            kind,
+            expire_date,
+            room_id: None,
+        };
+        self.store.add_token(token, self.now()).unwrap();
+        id.to_string()
+    }
+
+    /// The hash token for `stream` and `action`, URL-escaped.
+    pub fn hash(&self, stream: &str, action: Action, expire_date: u64) -> String {
+        let hash =
+            HashTokens::new(&self.app.token_hash_secret, self.app.token_hash_format).make(stream, action, expire_date);
+        hash.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+    }
+
+    /// The current TOTP code of an unregistered subscriber.
+    pub fn totp_code(&self, subscriber: &str, stream: &str, action: Action) -> String {
+        let secret = match action {
+            Action::Publish => &self.app.time_token_secret_for_publish,
+            Action::Play => &self.app.time_token_secret_for_play,
+        };
+        let key = totp::derived_key(&totp::app_key(secret.expose().as_bytes()), subscriber, stream, action);
+        totp::code_at(&key, self.now(), u64::from(self.app.time_token_period))
+    }
+}
+
+/// An HS256 JWT with these claims.
+pub fn jwt(key: &str, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+}
+
+/// A stream JWT for `stream` and `action` that expires at `exp`.
+pub fn stream_jwt(stream: &str, action: Action, exp: u64) -> String {
+    jwt(STREAM_KEY, serde_json::json!({"streamId": stream, "type": action.as_str(), "exp": exp}))
+}
