@@ -1,12 +1,19 @@
 //! Wiring: binds the listeners the settings ask for, runs the services, and stops them on
 //! shutdown.
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::config::values::Port;
 use crate::http::client::{HttpClient, TrustError};
+use crate::media::{Hub, HubLimits};
+use crate::rtmp;
+use crate::rtmp::chunks::GuardLimits;
 use crate::security::Pipeline;
 use crate::security::audit::Audit;
+use crate::security::sessions::Sessions;
 use crate::store::{MemoryStore, SecurityStore};
+use crate::tls::{self, TlsError};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +21,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_rustls::TlsAcceptor;
+
+/// Chunk streams a peer may have messages in progress on at once.
+const MAX_CHUNK_STREAMS: usize = 64;
 
 /// Why the daemon could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +58,12 @@ pub enum AppError {
     /// The TLS trust for webhooks and JWKS could not be set up.
     #[error("server.tlsTrustFile: {0}")]
     Trust(#[from] TrustError),
+    /// A bound listener's address could not be read.
+    #[error("cannot read a listener's address: {0}")]
+    Listen(io::Error),
+    /// TLS for RTMPS or HTTPS could not be set up.
+    #[error("TLS (server.tlsCertFile, server.tlsKeyFile): {0}")]
+    Tls(#[from] TlsError),
     /// The shutdown signals could not be watched.
     #[error("cannot watch SIGTERM and SIGINT: {0}")]
     Signals(io::Error),
@@ -58,42 +75,100 @@ struct Listener {
     socket: TcpListener,
 }
 
+/// The running services, for whoever started them (the daemon, or a test in-process).
+pub struct Services {
+    /// Decides every publish and play.
+    pub pipeline: Arc<Pipeline>,
+    /// The live streams.
+    pub hub: Arc<Hub>,
+    /// Live sessions, for revocation.
+    pub sessions: Arc<Sessions>,
+    /// Each application's datastore.
+    pub stores: HashMap<String, Arc<MemoryStore>>,
+    /// Where each listener listens, by protocol name (`RTMP`, `RTMPS`, `HTTP`, `HTTPS`).
+    pub addresses: Vec<(&'static str, SocketAddr)>,
+    /// Listeners bound but not served yet (HTTP until the REST API arrives).
+    _idle: Vec<TcpListener>,
+}
+
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let data_dir = &settings.server.data_dir;
-    std::fs::create_dir_all(data_dir).map_err(|source| AppError::DataDir { path: data_dir.clone(), source })?;
-    let pipeline = security_pipeline(&settings)?;
-    let _client = HttpClient::new(settings.server.tls_trust_file.as_deref())?;
-    for line in pipeline.describe() {
-        log::info!("security {line}");
-    }
-    let listeners = bind_all(&settings).await?;
-    let apps: Vec<&str> = settings.apps.keys().map(String::as_str).collect();
-    log::info!("rampart {} serving applications: {}", env!("CARGO_PKG_VERSION"), apps.join(", "));
-    for listener in &listeners {
-        let addr = listener.socket.local_addr().map_err(|source| AppError::Bind {
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            keys: "",
-            source,
-        })?;
-        log::info!("{}", describe(listener.protocol, addr, apps.first().copied().unwrap_or_default()));
-    }
+    let _services = start(&settings, Arc::new(SystemClock)).await?;
     shutdown.await;
     log::info!("shutting down");
     Ok(())
 }
 
+/// Binds the listeners, starts serving them on the current runtime, and says where clients point.
+pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services, AppError> {
+    let server = &settings.server;
+    std::fs::create_dir_all(&server.data_dir)
+        .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
+    let stores: HashMap<String, Arc<MemoryStore>> =
+        settings.apps.keys().map(|name| (name.clone(), Arc::new(MemoryStore::default()))).collect();
+    let pipeline = Arc::new(security_pipeline(settings, &stores)?);
+    for line in pipeline.describe() {
+        log::info!("security {line}");
+    }
+    let limits = HubLimits {
+        reader_queue_bytes: server.reader_queue_bytes as usize,
+        gop_cache_bytes: server.gop_cache_bytes as usize,
+    };
+    let sessions = Arc::new(Sessions::default());
+    let context = Arc::new(rtmp::Context {
+        pipeline: pipeline.clone(),
+        hub: Hub::new(limits),
+        sessions: sessions.clone(),
+        client: HttpClient::new(server.tls_trust_file.as_deref())?,
+        clock,
+        limits: rtmp::Limits {
+            handshake_timeout: server.handshake_timeout.0,
+            idle_timeout: server.idle_timeout.0,
+            guard: GuardLimits {
+                max_chunk_size: server.rtmp_max_chunk_size,
+                max_message_size: server.rtmp_max_message_size,
+                max_chunk_streams: MAX_CHUNK_STREAMS,
+            },
+            end_sessions_with_grant: server.end_sessions_with_grant,
+        },
+    });
+    let tls = match server.rtmps_enabled || server.ssl_enabled {
+        true => Some(tls::server_config(server)?),
+        false => None,
+    };
+
+    let apps: Vec<&str> = settings.apps.keys().map(String::as_str).collect();
+    log::info!("rampart {} serving applications: {}", env!("CARGO_PKG_VERSION"), apps.join(", "));
+    let mut addresses = Vec::new();
+    let mut idle = Vec::new();
+    for listener in bind_all(settings).await? {
+        let addr = listener.socket.local_addr().map_err(AppError::Listen)?;
+        log::info!("{}", describe(listener.protocol, addr, apps.first().copied().unwrap_or_default()));
+        addresses.push((listener.protocol, addr));
+        let max = server.rtmp_max_connections as usize;
+        match (listener.protocol, &tls) {
+            ("RTMP", _) => drop(tokio::spawn(rtmp::server::serve(listener.socket, None, max, context.clone()))),
+            ("RTMPS", Some(tls)) => {
+                let acceptor = Some(TlsAcceptor::from(tls.clone()));
+                drop(tokio::spawn(rtmp::server::serve(listener.socket, acceptor, max, context.clone())));
+            }
+            _ => idle.push(listener.socket),
+        }
+    }
+    Ok(Services { pipeline, hub: context.hub.clone(), sessions, stores, addresses, _idle: idle })
+}
+
 /// The security pipeline over each application's datastore, auditing to the data directory.
-fn security_pipeline(settings: &Settings) -> Result<Pipeline, AppError> {
+fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<MemoryStore>>) -> Result<Pipeline, AppError> {
     let server = &settings.server;
     let audit = Audit::with_file(&server.data_dir, u64::from(server.audit_log_max_bytes))
         .map_err(|source| AppError::Audit { path: server.data_dir.clone(), source })?;
-    let stores: std::collections::HashMap<&str, Arc<dyn SecurityStore>> = settings
-        .apps
-        .keys()
-        .map(|name| (name.as_str(), Arc::new(MemoryStore::default()) as Arc<dyn SecurityStore>))
-        .collect();
-    let store_of = |app: &str| stores.get(app).cloned().unwrap_or_else(|| Arc::new(MemoryStore::default()));
+    let store_of = |app: &str| -> Arc<dyn SecurityStore> {
+        match stores.get(app) {
+            Some(store) => store.clone(),
+            None => Arc::new(MemoryStore::default()),
+        }
+    };
     Ok(Pipeline::new(settings, store_of, Arc::new(audit)))
 }
 

@@ -9,6 +9,11 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod logger;
+pub mod media;
+pub mod rtmp;
 pub mod secrets;
 pub mod security;
 pub mod store;
+#[cfg(test)]
+mod test_rng;
+pub mod tls;

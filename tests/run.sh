@@ -2,6 +2,7 @@
 # The whole test suite. On a fresh Debian machine it first installs what is missing (Debian
 # packages, Rust targets), then runs: lints, the host tests, the aarch64 release build, the
 # aarch64 test suite under qemu-aarch64, and the armv7 release build. Exits non-zero on any failure.
+# The RTMP tests use Debian's ffmpeg as the client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ REQUIREMENTS=(
   "/usr/arm-linux-gnueabihf/include/stdint.h libc6-dev-armhf-cross"
   "qemu-aarch64 qemu-user"
   "qemu-arm qemu-user"
+  "ffmpeg ffmpeg"
+  "ffprobe ffmpeg"
 )
 
 install_missing() {

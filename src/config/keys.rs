@@ -112,9 +112,23 @@ settings_table! {
         rtmp_max_connections: u32 = "rtmp.maxConnections", default "500", range 1..=100000;
         /// Most HTTP and HTTPS connections open at once; more are refused.
         http_max_connections: u32 = "http.maxConnections", default "200", range 1..=100000;
+        /// Largest RTMP chunk size a peer may announce; a larger one closes its connection.
+        rtmp_max_chunk_size: u32 = "rtmp.maxChunkSize", default "65536", range 128..=16777215;
+        /// Largest RTMP message a peer may send, in bytes; a larger one closes its connection.
+        rtmp_max_message_size: u32 = "rtmp.maxMessageSize", default "8388608", range 65536..=16777215;
+        /// Bytes a reader's queue may hold before the reader skips to the next keyframe.
+        reader_queue_bytes: u32 = "media.readerQueueBytes", default "2097152", range 65536..=268435456;
+        /// Bytes of the current GOP kept per stream so a new reader starts at the last keyframe.
+        gop_cache_bytes: u32 = "media.gopCacheBytes", default "8388608", range 65536..=268435456;
+        /// End a publish or play session when its credentials expire (JWT exp, hash expireDate) or are revoked.
+        end_sessions_with_grant: bool = "server.endSessionsWhenGrantEnds", default "true";
+        /// PEM certificate chain for RTMPS and HTTPS (empty: a self-signed device certificate in data.dir).
+        tls_cert_file: Option<PathBuf> = "server.tlsCertFile", default "";
+        /// PEM private key of server.tlsCertFile.
+        tls_key_file: Option<PathBuf> = "server.tlsKeyFile", default "";
         /// Time a new connection has to finish its handshake before it is closed.
         handshake_timeout: Seconds = "server.handshakeTimeout", default "10", range 1..=120;
-        /// Time a connection may stay silent before it is closed.
+        /// Time a connection may stay silent both ways (nothing received, nothing sent) before it is closed.
         idle_timeout: Seconds = "server.idleTimeout", default "30", range 1..=3600;
         /// Directory for the datastore, audit log and device certificate (relative: to the working directory).
         data_dir: PathBuf = "data.dir", default "rampart-data";

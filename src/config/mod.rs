@@ -5,9 +5,11 @@
 
 pub mod keys;
 mod load;
+pub mod mount;
 pub mod properties;
 mod rules;
 pub mod values;
+pub mod writer;
 
 pub use keys::{AppSettings, KeyDef, ServerSettings};
 

@@ -369,25 +369,7 @@ mod tests {
         assert_eq!(format_entry("\u{feff}k", "\u{feff}"), "\\uFEFFk=\u{feff}");
     }
 
-    /// Tiny deterministic xorshift generator for the property tests.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn string(&mut self, alphabet: &[char], max_len: usize) -> String {
-            (0..self.below(max_len + 1)).map(|_| alphabet[self.below(alphabet.len())]).collect()
-        }
-    }
+    use crate::test_rng::XorShift;
 
     const ALPHABET: &[char] = &[
         'a', 'b', 'z', '0', '9', ' ', ' ', '=', ':', '#', '!', '\\', '\\', '\n', '\r', '\t', '\x0c', 'u', 'é', '✓',

@@ -18,6 +18,14 @@ pub fn check_server(server: &ServerSettings, source: &mut FileSource<'_>) {
     if server.allowed_dashboard_cidr.0.is_empty() {
         source.warning("server.allowed_dashboard_CIDR", "is empty: no address can reach the web panel".into());
     }
+    if server.tls_cert_file.is_some() != server.tls_key_file.is_some() {
+        let (set, unset) = if server.tls_cert_file.is_some() {
+            ("server.tlsCertFile", "server.tlsKeyFile")
+        } else {
+            ("server.tlsKeyFile", "server.tlsCertFile")
+        };
+        source.problem(set, format!("is set but {unset} is not: give both or neither"));
+    }
     check_ports(server, source);
 }
 

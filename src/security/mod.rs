@@ -16,6 +16,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod lockout;
 mod pipeline;
+pub mod sessions;
 pub mod totp;
 pub mod webhook;
 

@@ -146,12 +146,12 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Deletes every token of `stream_id`; returns their ids, so the sessions they admitted can end.
-    pub fn delete_tokens(&self, stream_id: &str) -> Vec<Secret<String>> {
+    /// Deletes every unused token of `stream_id`; returns how many.
+    pub fn delete_tokens(&self, stream_id: &str) -> usize {
         let mut records = self.lock();
-        let doomed: Vec<String> =
-            records.tokens.values().filter(|t| t.stream_id == stream_id).map(|t| t.token_id.expose().clone()).collect();
-        doomed.into_iter().filter_map(|id| records.tokens.remove(&id)).map(|t| t.token_id).collect()
+        let before = records.tokens.len();
+        records.tokens.retain(|_, t| t.stream_id != stream_id);
+        before - records.tokens.len()
     }
 
     /// Registers or replaces a subscriber.
@@ -230,14 +230,14 @@ mod tests {
     }
 
     #[test]
-    fn deleting_a_streams_tokens_returns_them() {
+    fn deleting_a_streams_tokens_keeps_the_others() {
         let store = MemoryStore::default();
         store.add_token(token("a", 100), 0).unwrap();
         let mut other = token("b", 100);
         other.stream_id = "s2".into();
         store.add_token(other, 0).unwrap();
-        let deleted = store.delete_tokens("s1");
-        assert_eq!(deleted.iter().map(|t| t.expose().as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(store.delete_tokens("s1"), 1);
+        assert!(store.one_time_token("a").is_none());
         assert!(store.one_time_token("b").is_some());
     }
 }

@@ -42,11 +42,17 @@ impl ConfigDir {
     }
 }
 
-/// A command that runs the rampart binary, under qemu-user when the test itself runs there
-/// (the kernel cannot execute a foreign binary without binfmt_misc, but qemu can).
+/// A command that runs the rampart binary, under qemu-user when the test itself runs there.
 pub fn rampart() -> Command {
-    let bin = env!("CARGO_BIN_EXE_rampart");
-    match Command::new(bin).arg("--version").stdout(Stdio::null()).status() {
+    command_for(Path::new(env!("CARGO_BIN_EXE_rampart")))
+}
+
+/// A command that runs `bin`: directly, or under qemu-user when the kernel cannot execute it
+/// (a test built for another architecture runs under qemu-user without binfmt_misc, and so must
+/// the programs it starts).
+pub fn command_for(bin: &Path) -> Command {
+    let probe = Command::new(bin).arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    match probe {
         Err(e) if e.raw_os_error() == Some(8) => {
             let mut command = Command::new(format!("qemu-{}", std::env::consts::ARCH));
             command.arg(bin);
@@ -121,5 +127,6 @@ impl Drop for Daemon {
 /// Generous limit for the daemon to reach a state (qemu-user is slow).
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+pub mod daemon;
 pub mod http_server;
 pub mod security;

@@ -1,0 +1,275 @@
+//! The atomic writer of the read-only configuration partition (and of the datastore files):
+//! after a power cut at any moment a file holds either its old or its new content, never a torn,
+//! empty or missing one.
+//!
+//! A write: one writer at a time; if the directory's filesystem is mounted read-only, remount it
+//! read-write (and read-only again afterwards, whatever happened); write `.<name>.tmp` with
+//! O_EXCL, fsync it, rename it over `<name>`, fsync the directory; then the same for the last
+//! good copy `.<name>.good`. Every file starts with a header comment naming a format version, a
+//! generation, the body's length and its SHA-256, so the loader tells a good file from a torn
+//! one (shorter than its header says: the last good copy is used) or a hand-edited one (loaded
+//! with a warning). A file without the header is loaded as written.
+
+use super::mount::{Remount, RemountGuard};
+use ring::digest;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// The header's first words; the version after them is [`FORMAT_VERSION`].
+const HEADER_PREFIX: &str = "# rampart-file v";
+/// The version of the header format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The file-system calls the writer makes, so a test can cut the power between any two of them.
+pub trait Fs: Send + Sync {
+    /// Creates `path`, which must not exist (O_EXCL), with `bytes` (not yet durable).
+    fn create_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Makes the content of `path` durable (fsync).
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
+    /// Renames `from` over `to` (atomic, not yet durable).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes the entries of `dir` durable (fsync of the directory).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Removes `path`.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Reads `path`; `None` when it does not exist.
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
+    /// The names of the entries of `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+impl Fs for RealFs {
+    fn create_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        file.write_all(bytes)
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::OpenOptions::new().write(true).open(path)?.sync_all()
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned())).collect()
+    }
+}
+
+/// Why a write or a load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A file-system call failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The partition could not be made writable.
+    #[error("cannot remount {} read-write: {source}", .mount.display())]
+    Remount {
+        /// The mount point.
+        mount: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// How a loaded file was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// Written by rampart and intact.
+    Verified,
+    /// Has no rampart header: a file written by hand, loaded as it is.
+    Unframed,
+    /// Its header no longer matches its body: edited by hand, loaded with a warning.
+    EditedByHand,
+    /// The file was torn or missing; this is the last good copy.
+    LastGoodCopy,
+}
+
+/// A file's content as loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedFile {
+    /// The content without the header.
+    pub body: Vec<u8>,
+    /// The generation it was written as (0 when unframed).
+    pub generation: u64,
+    /// How it was found.
+    pub provenance: Provenance,
+}
+
+/// Writes files in one directory atomically and loads them back.
+pub struct AtomicWriter<F: Fs = RealFs> {
+    dir: PathBuf,
+    fs: F,
+    remount: Remount,
+    one_at_a_time: Mutex<()>,
+}
+
+impl AtomicWriter<RealFs> {
+    /// A writer for `dir` on the real file system, remounting its partition when read-only.
+    pub fn new(dir: &Path) -> Self {
+        AtomicWriter::with_fs(dir, RealFs, Remount::for_dir(dir))
+    }
+}
+
+impl<F: Fs> AtomicWriter<F> {
+    /// A writer for `dir` over `fs`, with `remount` deciding what happens around a write.
+    pub fn with_fs(dir: &Path, fs: F, remount: Remount) -> Self {
+        AtomicWriter { dir: dir.to_path_buf(), fs, remount, one_at_a_time: Mutex::new(()) }
+    }
+
+    /// The directory written to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `body` as `name` with the next generation, and keeps it as the last good copy.
+    pub fn write(&self, name: &str, body: &[u8]) -> Result<u64, WriteError> {
+        let _one = self.lock();
+        let generation = self.load_unlocked(name)?.map_or(0, |f| f.generation) + 1;
+        let framed = frame(body, generation);
+        let _writable = self.writable()?;
+        self.replace(name, &framed)?;
+        self.replace(&good_copy(name), &framed)?;
+        Ok(generation)
+    }
+
+    /// Loads `name`: the file if intact (or unframed, or edited by hand), else its last good copy.
+    /// `None` when neither exists.
+    pub fn load(&self, name: &str) -> Result<Option<LoadedFile>, WriteError> {
+        let _one = self.lock();
+        self.load_unlocked(name)
+    }
+
+    /// Removes temporary files a crash left behind (call at start).
+    pub fn remove_stale_temps(&self) -> Result<usize, WriteError> {
+        let _one = self.lock();
+        let names = self.fs.list(&self.dir).map_err(|source| self.io(&self.dir, source))?;
+        let stale: Vec<String> = names.into_iter().filter(|n| n.starts_with('.') && n.ends_with(".tmp")).collect();
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let _writable = self.writable()?;
+        for name in &stale {
+            let path = self.dir.join(name);
+            self.fs.remove(&path).map_err(|source| self.io(&path, source))?;
+        }
+        self.fs.sync_dir(&self.dir).map_err(|source| self.io(&self.dir, source))?;
+        Ok(stale.len())
+    }
+
+    fn load_unlocked(&self, name: &str) -> Result<Option<LoadedFile>, WriteError> {
+        let path = self.dir.join(name);
+        let main = self.fs.read(&path).map_err(|source| self.io(&path, source))?;
+        if let Some(Read::Good(file)) = main.as_deref().map(unframe) {
+            return Ok(Some(file));
+        }
+        let good_path = self.dir.join(good_copy(name));
+        let good = self.fs.read(&good_path).map_err(|source| self.io(&good_path, source))?;
+        Ok(match good.as_deref().map(unframe) {
+            Some(Read::Good(file)) if file.provenance == Provenance::Verified => {
+                Some(LoadedFile { provenance: Provenance::LastGoodCopy, ..file })
+            }
+            _ => None,
+        })
+    }
+
+    /// Replaces `name` with `bytes`: temp file, fsync, rename, fsync of the directory.
+    fn replace(&self, name: &str, bytes: &[u8]) -> Result<(), WriteError> {
+        let target = self.dir.join(name);
+        let temp = self.dir.join(format!(".{name}.tmp"));
+        if self.fs.read(&temp).map_err(|source| self.io(&temp, source))?.is_some() {
+            self.fs.remove(&temp).map_err(|source| self.io(&temp, source))?;
+        }
+        self.fs.create_new(&temp, bytes).map_err(|source| self.io(&temp, source))?;
+        self.fs.sync_file(&temp).map_err(|source| self.io(&temp, source))?;
+        self.fs.rename(&temp, &target).map_err(|source| self.io(&target, source))?;
+        self.fs.sync_dir(&self.dir).map_err(|source| self.io(&self.dir, source))
+    }
+
+    fn writable(&self) -> Result<RemountGuard, WriteError> {
+        self.remount.writable().map_err(|(mount, source)| WriteError::Remount { mount, source })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn io(&self, path: &Path, source: io::Error) -> WriteError {
+        WriteError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+fn good_copy(name: &str) -> String {
+    format!(".{name}.good")
+}
+
+/// `body` behind its header line.
+fn frame(body: &[u8], generation: u64) -> Vec<u8> {
+    let sum = hex(digest::digest(&digest::SHA256, body).as_ref());
+    let mut out =
+        format!("{HEADER_PREFIX}{FORMAT_VERSION} generation={generation} length={} sha256={sum}\n", body.len())
+            .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// What a file's bytes turned out to be.
+enum Read {
+    /// Usable: intact, unframed or edited by hand.
+    Good(LoadedFile),
+    /// Torn: empty, shorter than its header says, or with a broken header.
+    Torn,
+}
+
+/// Reads a file's header and checks its body.
+fn unframe(bytes: &[u8]) -> Read {
+    let Some(rest) = bytes.strip_prefix(HEADER_PREFIX.as_bytes()) else {
+        // No header: written by hand. An empty file is what a torn write leaves.
+        if bytes.is_empty() {
+            return Read::Torn;
+        }
+        return Read::Good(LoadedFile { body: bytes.to_vec(), generation: 0, provenance: Provenance::Unframed });
+    };
+    let Some(newline) = rest.iter().position(|b| *b == b'\n') else { return Read::Torn };
+    let (header, body) = (String::from_utf8_lossy(&rest[..newline]), &rest[newline + 1..]);
+    let field =
+        |name: &str| header.split(' ').find_map(|w| w.strip_prefix(name)?.strip_prefix('=').map(str::to_string));
+    let generation = field("generation").and_then(|g| g.parse::<u64>().ok());
+    let length = field("length").and_then(|l| l.parse::<usize>().ok());
+    let (Some(generation), Some(length), Some(sum)) = (generation, length, field("sha256")) else { return Read::Torn };
+    if body.len() < length {
+        return Read::Torn;
+    }
+    let intact = body.len() == length && hex(digest::digest(&digest::SHA256, body).as_ref()) == sum;
+    let provenance = if intact { Provenance::Verified } else { Provenance::EditedByHand };
+    Read::Good(LoadedFile { body: body.to_vec(), generation, provenance })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,464 @@
+//! One RTMP connection. The handshake and the chunk stream go through rml_rtmp; every byte is
+//! first scanned by the [`ChunkGuard`], so a hostile peer is cut off before it can make the
+//! daemon buffer much. A publish or play is decided by the security pipeline before rml_rtmp
+//! accepts it; media goes through the hub, and players get each frame as RTMP chunks serialised
+//! once per frame and shared by all of them.
+
+use super::chunks::{self, AUDIO_CSID, ChunkGuard, DATA_CSID, GuardError, GuardLimits, VIDEO_CSID};
+use super::metadata;
+use crate::clock::Clock;
+use crate::http::client::HttpClient;
+use crate::media::{Frame, Hub, MediaKind, Publisher, PublisherInfo, Reader};
+use crate::security::audit::AuditEvent;
+use crate::security::sessions::{SessionHandle, Sessions};
+use crate::security::{AccessRequest, Action, Credentials, Decision, Grant, Now, Pipeline, Protocol};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+
+/// The chunk size rampart sends with; players' chunks are serialised with it.
+pub const OUT_CHUNK_SIZE: usize = 4096;
+/// Bytes read from the socket at once.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Bounds of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to finish the RTMP (and TLS) handshake.
+    pub handshake_timeout: Duration,
+    /// Time a connection may stay silent both ways, and a write may take.
+    pub idle_timeout: Duration,
+    /// Chunk-level limits on what a peer sends.
+    pub guard: GuardLimits,
+    /// End sessions when their grant expires or is revoked.
+    pub end_sessions_with_grant: bool,
+}
+
+/// What every connection shares.
+pub struct Context {
+    /// Decides every publish and play.
+    pub pipeline: Arc<Pipeline>,
+    /// Carries the media.
+    pub hub: Arc<Hub>,
+    /// Live sessions, for revocation.
+    pub sessions: Arc<Sessions>,
+    /// Asks webhooks.
+    pub client: HttpClient,
+    /// The daemon's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Bounds of each connection.
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error("RTMP session error: {0}")]
+    Session(String),
+    #[error("{0}")]
+    Guard(#[from] GuardError),
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    #[error("session ended: {0}")]
+    Ended(&'static str),
+}
+
+/// What the connection is doing.
+enum Role {
+    Idle,
+    Publishing(Session<Publisher>),
+    Playing(Session<Reader>, u32),
+}
+
+/// An admitted publish or play, with what ends it.
+struct Session<T> {
+    side: T,
+    action: Action,
+    app: String,
+    stream: String,
+    grant_end: Option<Instant>,
+    handle: SessionHandle,
+}
+
+enum Wake {
+    Read(Result<usize, std::io::Error>),
+    Idle,
+    Frame(Option<Arc<Frame>>),
+    GrantExpired,
+    Revoked,
+}
+
+/// Serves one connection until it closes, fails or is refused; the reason is logged.
+pub async fn serve<S>(stream: S, peer: SocketAddr, protocol: Protocol, ctx: Arc<Context>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let mut conn = Conn { ctx, peer, protocol, writer, role: Role::Idle, last_activity: Instant::now() };
+    match conn.run(reader).await {
+        Ok(()) => log::debug!("{} {peer}: closed", protocol.as_str()),
+        Err(e) => log::info!("{} {peer}: {e}", protocol.as_str()),
+    }
+}
+
+struct Conn<S> {
+    ctx: Arc<Context>,
+    peer: SocketAddr,
+    protocol: Protocol,
+    writer: WriteHalf<S>,
+    role: Role,
+    /// When bytes last went either way; a connection silent both ways for the idle timeout closes.
+    last_activity: Instant,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
+    async fn run(&mut self, mut reader: ReadHalf<S>) -> Result<(), ConnError> {
+        let limits = self.ctx.limits;
+        let leftover = tokio::time::timeout(limits.handshake_timeout, self.handshake(&mut reader))
+            .await
+            .map_err(|_| ConnError::Timeout("handshake"))??;
+        let mut config = ServerSessionConfig::new();
+        config.chunk_size = OUT_CHUNK_SIZE as u32;
+        let (mut session, initial) = ServerSession::new(config).map_err(|e| ConnError::Session(e.to_string()))?;
+        self.write_results(initial).await?;
+        let mut guard = ChunkGuard::new(limits.guard);
+        self.input(&mut session, &mut guard, &leftover).await?;
+
+        let mut buffer = vec![0u8; READ_BUFFER];
+        loop {
+            let idle_until = self.last_activity + limits.idle_timeout;
+            let wake = tokio::select! {
+                read = reader.read(&mut buffer) => Wake::Read(read),
+                () = tokio::time::sleep_until(idle_until.into()) => Wake::Idle,
+                frame = next_frame(&self.role) => Wake::Frame(frame),
+                () = grant_expiry(&self.role) => Wake::GrantExpired,
+                () = revocation(&self.role) => Wake::Revoked,
+            };
+            match wake {
+                Wake::Idle => return Err(ConnError::Timeout("idle connection")),
+                Wake::Read(read) => match read? {
+                    0 => return Ok(()),
+                    n => {
+                        self.last_activity = Instant::now();
+                        self.input(&mut session, &mut guard, &buffer[..n]).await?;
+                    }
+                },
+                Wake::Frame(Some(frame)) => self.play(&frame).await?,
+                Wake::Frame(None) => {
+                    if let Role::Playing(_, stream_id) = &self.role {
+                        let packet =
+                            session.finish_playing(*stream_id).map_err(|e| ConnError::Session(e.to_string()))?;
+                        self.write(&packet.bytes).await?;
+                    }
+                    return Ok(());
+                }
+                Wake::GrantExpired => return Err(self.end("credentials expired")),
+                Wake::Revoked => return Err(self.end("credentials revoked")),
+            }
+        }
+    }
+
+    /// Runs the RTMP handshake; returns the bytes that followed it.
+    async fn handshake(&mut self, reader: &mut ReadHalf<S>) -> Result<Vec<u8>, ConnError> {
+        let mut handshake = Handshake::new(PeerType::Server);
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = reader.read(&mut buffer).await?;
+            if n == 0 {
+                return Err(ConnError::Handshake("peer closed".into()));
+            }
+            match handshake.process_bytes(&buffer[..n]).map_err(|e| ConnError::Handshake(e.to_string()))? {
+                HandshakeProcessResult::InProgress { response_bytes } => self.write(&response_bytes).await?,
+                HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
+                    self.write(&response_bytes).await?;
+                    return Ok(remaining_bytes);
+                }
+            }
+        }
+    }
+
+    /// Feeds received bytes through the guard into the session, and acts on what comes out.
+    async fn input(
+        &mut self,
+        session: &mut ServerSession,
+        guard: &mut ChunkGuard,
+        bytes: &[u8],
+    ) -> Result<(), ConnError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        guard.scan(bytes)?;
+        let results = session.handle_input(bytes).map_err(|e| ConnError::Session(e.to_string()))?;
+        for result in results {
+            match result {
+                ServerSessionResult::OutboundResponse(packet) => self.write(&packet.bytes).await?,
+                ServerSessionResult::RaisedEvent(event) => self.event(session, event).await?,
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn event(&mut self, session: &mut ServerSession, event: ServerSessionEvent) -> Result<(), ConnError> {
+        match event {
+            ServerSessionEvent::ConnectionRequested { request_id, .. }
+            | ServerSessionEvent::ReleaseStreamRequested { request_id, .. } => self.accept(session, request_id).await,
+            ServerSessionEvent::PublishStreamRequested { request_id, app_name, stream_key, .. } => {
+                let Some(admitted) = self.admit(session, request_id, Action::Publish, &app_name, &stream_key).await?
+                else {
+                    return Err(ConnError::Refused("publish not allowed"));
+                };
+                let info = PublisherInfo { peer: self.peer.ip(), protocol: self.protocol.as_str() };
+                match self.ctx.hub.publish(&admitted.app, &admitted.stream, info) {
+                    Ok(publisher) => {
+                        self.accept(session, request_id).await?;
+                        self.role = Role::Publishing(admitted.with(publisher));
+                        Ok(())
+                    }
+                    Err(in_use) => {
+                        log::warn!("{} {}: {in_use}; second publisher refused", self.protocol.as_str(), self.peer);
+                        self.reject(session, request_id, "NetStream.Publish.BadName", "stream already publishing")
+                            .await?;
+                        Err(ConnError::Refused("stream already publishing"))
+                    }
+                }
+            }
+            ServerSessionEvent::PlayStreamRequested { request_id, app_name, stream_key, stream_id, .. } => {
+                let Some(admitted) = self.admit(session, request_id, Action::Play, &app_name, &stream_key).await?
+                else {
+                    return Err(ConnError::Refused("play not allowed"));
+                };
+                match self.ctx.hub.subscribe(&admitted.app, &admitted.stream) {
+                    Some(reader) => {
+                        self.accept(session, request_id).await?;
+                        self.role = Role::Playing(admitted.with(reader), stream_id);
+                        Ok(())
+                    }
+                    None => {
+                        self.reject(session, request_id, "NetStream.Play.StreamNotFound", "stream is not live").await?;
+                        Err(ConnError::Refused("stream is not live"))
+                    }
+                }
+            }
+            ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
+                self.publish(Frame::new(MediaKind::Video, timestamp.value, data));
+                Ok(())
+            }
+            ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => {
+                self.publish(Frame::new(MediaKind::Audio, timestamp.value, data));
+                Ok(())
+            }
+            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+                if let Some(body) = metadata::on_metadata(&metadata) {
+                    self.publish(Frame::new(MediaKind::Data, 0, body));
+                }
+                Ok(())
+            }
+            ServerSessionEvent::PublishStreamFinished { .. } | ServerSessionEvent::PlayStreamFinished { .. } => {
+                self.role = Role::Idle;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Decides a publish or play; on refusal answers the client with a generic error.
+    async fn admit(
+        &mut self,
+        session: &mut ServerSession,
+        request_id: u32,
+        action: Action,
+        app_name: &str,
+        stream_key: &str,
+    ) -> Result<Option<Admitted>, ConnError> {
+        if !matches!(self.role, Role::Idle) {
+            self.reject(session, request_id, "NetStream.Failed", "one stream per connection").await?;
+            return Ok(None);
+        }
+        let (app, app_query) = split_query(app_name);
+        let (stream, stream_query) = split_query(stream_key);
+        let request = AccessRequest {
+            action,
+            protocol: self.protocol,
+            app: app.to_string(),
+            stream_id: stream.to_string(),
+            room_id: None,
+            peer_ip: self.peer.ip(),
+            // The stream name's query first: a credential given twice takes its value from there.
+            credentials: Credentials::from_query(&format!("{stream_query}&{app_query}")),
+            now: Now::from_clock(self.ctx.clock.as_ref()),
+        };
+        match self.ctx.pipeline.decide(request, &self.ctx.client).await {
+            Decision::Allow(grant) => Ok(Some(self.admitted(action, app, stream, &grant))),
+            Decision::Deny(_) => {
+                let code = match action {
+                    Action::Publish => "NetStream.Publish.Unauthorized",
+                    Action::Play => "NetStream.Play.Failed",
+                };
+                self.reject(session, request_id, code, "access denied").await?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn admitted(&self, action: Action, app: &str, stream: &str, grant: &Grant) -> Admitted {
+        let grant_end = grant.expires_at.filter(|_| self.ctx.limits.end_sessions_with_grant).map(|expires_at| {
+            let left = expires_at.saturating_sub(self.ctx.clock.unix_secs());
+            self.ctx.clock.instant() + Duration::from_secs(left)
+        });
+        let handle = self.ctx.sessions.register(app, stream, grant);
+        Admitted { action, app: app.to_string(), stream: stream.to_string(), grant_end, handle }
+    }
+
+    fn publish(&self, frame: Frame) {
+        if let Role::Publishing(session) = &self.role {
+            session.side.send(frame);
+        }
+    }
+
+    /// Writes a frame to this player, serialised once per frame for every player on stream 1.
+    async fn play(&mut self, frame: &Frame) -> Result<(), ConnError> {
+        let Role::Playing(_, stream_id) = self.role else { return Ok(()) };
+        let (csid, type_id) = match frame.kind {
+            MediaKind::Video => (VIDEO_CSID, 9),
+            MediaKind::Audio => (AUDIO_CSID, 8),
+            MediaKind::Data => (DATA_CSID, 18),
+        };
+        let serialise = |id| chunks::chunk_message(csid, type_id, id, frame.timestamp, &frame.payload, OUT_CHUNK_SIZE);
+        let wire = match stream_id {
+            1 => frame.rtmp_wire.get_or_init(|| serialise(1)).clone(),
+            other => serialise(other),
+        };
+        self.write(&wire).await
+    }
+
+    /// Ends the session for `why`, with an audit event.
+    fn end(&self, why: &'static str) -> ConnError {
+        let (action, app, stream) = match &self.role {
+            Role::Publishing(s) => (s.action, s.app.clone(), s.stream.clone()),
+            Role::Playing(s, _) => (s.action, s.app.clone(), s.stream.clone()),
+            Role::Idle => return ConnError::Ended(why),
+        };
+        self.ctx.pipeline.audit().record(AuditEvent {
+            time: self.ctx.clock.unix_secs(),
+            action: action.as_str(),
+            protocol: self.protocol.as_str(),
+            app,
+            stream,
+            peer_ip: crate::security::ip_filter::canonical(self.peer.ip()),
+            allowed: false,
+            reason: format!("session ended: {why}"),
+        });
+        ConnError::Ended(why)
+    }
+
+    async fn accept(&mut self, session: &mut ServerSession, request_id: u32) -> Result<(), ConnError> {
+        let results = session.accept_request(request_id).map_err(|e| ConnError::Session(e.to_string()))?;
+        self.write_results(results).await
+    }
+
+    async fn reject(
+        &mut self,
+        session: &mut ServerSession,
+        request_id: u32,
+        code: &str,
+        text: &str,
+    ) -> Result<(), ConnError> {
+        let results = session.reject_request(request_id, code, text).map_err(|e| ConnError::Session(e.to_string()))?;
+        self.write_results(results).await
+    }
+
+    async fn write_results(&mut self, results: Vec<ServerSessionResult>) -> Result<(), ConnError> {
+        for result in results {
+            if let ServerSessionResult::OutboundResponse(packet) = result {
+                self.write(&packet.bytes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes within the idle timeout, so a peer that stops reading is cut off.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        tokio::time::timeout(self.ctx.limits.idle_timeout, self.writer.write_all(bytes))
+            .await
+            .map_err(|_| ConnError::Timeout("write"))??;
+        self.last_activity = Instant::now();
+        Ok(())
+    }
+}
+
+/// An admission waiting for its publisher or reader.
+struct Admitted {
+    action: Action,
+    app: String,
+    stream: String,
+    grant_end: Option<Instant>,
+    handle: SessionHandle,
+}
+
+impl Admitted {
+    fn with<T>(self, side: T) -> Session<T> {
+        Session {
+            side,
+            action: self.action,
+            app: self.app,
+            stream: self.stream,
+            grant_end: self.grant_end,
+            handle: self.handle,
+        }
+    }
+}
+
+/// `LiveApp?token=1` → (`LiveApp`, `token=1`); slashes around the name are dropped.
+fn split_query(name: &str) -> (&str, &str) {
+    let (name, query) = name.split_once('?').unwrap_or((name, ""));
+    (name.trim_matches('/'), query)
+}
+
+async fn next_frame(role: &Role) -> Option<Arc<Frame>> {
+    match role {
+        Role::Playing(session, _) => session.side.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn grant_expiry(role: &Role) {
+    let end = match role {
+        Role::Publishing(s) => s.grant_end,
+        Role::Playing(s, _) => s.grant_end,
+        Role::Idle => None,
+    };
+    match end {
+        Some(end) => tokio::time::sleep_until(end.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn revocation(role: &Role) {
+    match role {
+        Role::Publishing(s) => s.handle.revoked().await,
+        Role::Playing(s, _) => s.handle.revoked().await,
+        Role::Idle => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_split_from_their_queries() {
+        assert_eq!(split_query("LiveApp?token=1&jwt=2"), ("LiveApp", "token=1&jwt=2"));
+        assert_eq!(split_query("/LiveApp/"), ("LiveApp", ""));
+        assert_eq!(split_query("s1"), ("s1", ""));
+        assert_eq!(split_query("s1?"), ("s1", ""));
+    }
+}
