@@ -10,7 +10,7 @@ use rampart::secrets::Secret;
 use rampart::security::audit::Audit;
 use rampart::security::hash_token::HashTokens;
 use rampart::security::{AccessRequest, Action, Credentials, Decision, Now, Pipeline, Protocol, Step, totp};
-use rampart::store::{MemoryStore, OneTimeToken, SecurityStore};
+use rampart::store::{Datastore, OneTimeToken, SecurityStore};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,10 +45,10 @@ fn request(clock: &ManualClock, query: &str, i: usize) -> AccessRequest {
 }
 
 /// A pipeline for `configure`d settings and a batch of valid requests made by `query`.
-fn bench(configure: &dyn Fn(&mut AppSettings), query: &dyn Fn(&AppSettings, &MemoryStore, usize) -> String) -> Bench {
+fn bench(configure: &dyn Fn(&mut AppSettings), query: &dyn Fn(&AppSettings, &Datastore, usize) -> String) -> Bench {
     let settings = settings(configure);
     let app = settings.apps[config::DEFAULT_APP].clone();
-    let store = Arc::new(MemoryStore::default());
+    let store = Arc::new(Datastore::in_memory());
     let shared: Arc<dyn SecurityStore> = store.clone();
     let pipeline = Pipeline::new(&settings, |_| shared.clone(), Arc::new(Audit::in_memory()));
     let clock = ManualClock::at_unix(T0);

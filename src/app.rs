@@ -11,7 +11,7 @@ use crate::rtmp::chunks::GuardLimits;
 use crate::security::Pipeline;
 use crate::security::audit::Audit;
 use crate::security::sessions::Sessions;
-use crate::store::{MemoryStore, SecurityStore};
+use crate::store::{Datastore, SecurityStore, StoreError};
 use crate::tls::{self, TlsError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -58,6 +58,14 @@ pub enum AppError {
     /// The TLS trust for webhooks and JWKS could not be set up.
     #[error("server.tlsTrustFile: {0}")]
     Trust(#[from] TrustError),
+    /// An application's datastore could not be opened.
+    #[error("datastore of {app}: {source}")]
+    Store {
+        /// The application.
+        app: String,
+        /// Why.
+        source: StoreError,
+    },
     /// A bound listener's address could not be read.
     #[error("cannot read a listener's address: {0}")]
     Listen(io::Error),
@@ -84,7 +92,7 @@ pub struct Services {
     /// Live sessions, for revocation.
     pub sessions: Arc<Sessions>,
     /// Each application's datastore.
-    pub stores: HashMap<String, Arc<MemoryStore>>,
+    pub stores: HashMap<String, Arc<Datastore>>,
     /// Where each listener listens, by protocol name (`RTMP`, `RTMPS`, `HTTP`, `HTTPS`).
     pub addresses: Vec<(&'static str, SocketAddr)>,
     /// Listeners bound but not served yet (HTTP until the REST API arrives).
@@ -104,8 +112,13 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Service
     let server = &settings.server;
     std::fs::create_dir_all(&server.data_dir)
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
-    let stores: HashMap<String, Arc<MemoryStore>> =
-        settings.apps.keys().map(|name| (name.clone(), Arc::new(MemoryStore::default()))).collect();
+    let now = clock.unix_secs();
+    let mut stores = HashMap::new();
+    for name in settings.apps.keys() {
+        let store = Datastore::open(&server.data_dir, name, now)
+            .map_err(|source| AppError::Store { app: name.clone(), source })?;
+        stores.insert(name.clone(), Arc::new(store));
+    }
     let pipeline = Arc::new(security_pipeline(settings, &stores)?);
     for line in pipeline.describe() {
         log::info!("security {line}");
@@ -159,14 +172,14 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Service
 }
 
 /// The security pipeline over each application's datastore, auditing to the data directory.
-fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<MemoryStore>>) -> Result<Pipeline, AppError> {
+fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore>>) -> Result<Pipeline, AppError> {
     let server = &settings.server;
     let audit = Audit::with_file(&server.data_dir, u64::from(server.audit_log_max_bytes))
         .map_err(|source| AppError::Audit { path: server.data_dir.clone(), source })?;
     let store_of = |app: &str| -> Arc<dyn SecurityStore> {
         match stores.get(app) {
             Some(store) => store.clone(),
-            None => Arc::new(MemoryStore::default()),
+            None => Arc::new(Datastore::in_memory()),
         }
     };
     Ok(Pipeline::new(settings, store_of, Arc::new(audit)))

@@ -7,6 +7,7 @@ Subcommands:
                                 summed; a PID that is gone counts 0
   hwm PID                       print VmHWM of PID in KiB (/proc/PID/status)
   hostcpu                       print the host's total and idle jiffies (/proc/stat)
+  quiet PCT TIMEOUT             wait until the host is at most PCT% busy over 3 s; exit 1 on timeout
   frames FILE                   print the last frame= value of an ffmpeg -progress file (0 if none)
   ready DIR                     print how many reader-*.progress files in DIR show frame > 0
   snapshot DIR OUT              write {reader: last frame} of DIR/reader-*.progress to OUT (JSON)
@@ -64,6 +65,27 @@ def hostcpu():
     print(sum(fields[:8]), fields[3] + fields[4])
 
 
+def host_jiffies():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields[:8]), fields[3] + fields[4]
+
+
+def quiet(pct, timeout):
+    started = time.time()
+    while True:
+        t0, i0 = host_jiffies()
+        time.sleep(3)
+        t1, i1 = host_jiffies()
+        busy = 100 * (1 - (i1 - i0) / max(1, t1 - t0))
+        if busy <= pct:
+            return 0
+        if time.time() - started >= timeout:
+            print(f"host still {busy:.0f}% busy", file=sys.stderr)
+            return 1
+        print(f"[{time.strftime('%H:%M:%S')}] host {busy:.0f}% busy; waiting for it to calm down", file=sys.stderr)
+
+
 def last_frame(path):
     """The last complete frame= value of an ffmpeg -progress file, or None."""
     try:
@@ -100,36 +122,41 @@ def settle(directory, pubfile, pubstart, fps, timeout, baseline):
     """Waits for a steady state before the window opens.
 
     Starting N ffmpeg readers can starve the publisher (it then runs below 1x and catches up
-    later) and leave readers with a backlog they drain faster than real time. Settled means: the
-    publisher's lag behind the wall clock is back within 0.75 s (the progress granularity is 0.5 s)
-    of `baseline`, the lag it had when the stream was first probed, and over the last interval no reader received more than 10% (+ the
-    progress granularity) above the publishing rate.
+    later) and leave readers with a backlog they drain faster than real time; either would
+    inflate the frames counted in the window. Settled means, over two intervals in a row: the
+    publisher's lag behind the wall clock is back within 0.75 s (the progress granularity is
+    0.5 s) of `baseline`, the lag it had when the stream was first probed, and neither the
+    publisher nor any reader received more than 5% above the frame rate (plus the granularity).
     """
-    interval = 3.0
+    interval = 4.0
     started = time.time()
 
-    prev = {n: last_frame(os.path.join(directory, n)) or 0 for n in reader_files(directory)}
-    prev_t = time.time()
+    def counts():
+        return {n: last_frame(os.path.join(directory, n)) or 0 for n in reader_files(directory)}
+
+    prev, prev_pub, prev_t = counts(), last_frame(pubfile) or 0, time.time()
+    good = 0
     while True:
         time.sleep(interval)
-        cur = {n: last_frame(os.path.join(directory, n)) or 0 for n in reader_files(directory)}
-        now = time.time()
+        cur, cur_pub, now = counts(), last_frame(pubfile) or 0, time.time()
         dt = now - prev_t
-        rates = sorted((cur[n] - prev.get(n, 0)) / dt for n in cur)
-        fastest = rates[-1] if rates else 0.0
+        limit = fps * 1.05 + 15 / dt
+        rates = sorted((cur[n] - prev.get(n, 0)) / dt for n in cur) or [0.0]
+        pub_rate = (cur_pub - prev_pub) / dt
         lag = publisher_lag(pubfile, pubstart, fps)
-        ok_pub = lag <= baseline + fps * 0.75
-        ok_readers = fastest <= fps * 1.1 + 15 / dt
+        ok = lag <= baseline + fps * 0.75 and pub_rate <= limit and rates[-1] <= limit
+        good = good + 1 if ok else 0
         print(
-            f"settling: publisher lag {lag / fps:.2f}s (at probe {baseline / fps:.2f}s), readers fps min/median/max "
-            f"{rates[0] if rates else 0:.0f}/{rates[len(rates) // 2] if rates else 0:.0f}/{fastest:.0f}",
+            f"[{time.strftime('%H:%M:%S')}] settling: publisher {pub_rate:.0f} fps, lag {lag / fps:.2f}s "
+            f"(at probe {baseline / fps:.2f}s); readers fps min/median/max "
+            f"{rates[0]:.0f}/{rates[len(rates) // 2]:.0f}/{rates[-1]:.0f} (limit {limit:.0f})",
             file=sys.stderr,
         )
-        if ok_pub and ok_readers:
+        if good >= 2:
             return 0
         if now - started >= timeout:
             return 1
-        prev, prev_t = cur, now
+        prev, prev_pub, prev_t = cur, cur_pub, now
 
 
 def ready(directory):
@@ -235,6 +262,8 @@ def main(argv):
         hwm(args[0])
     elif cmd == "hostcpu":
         hostcpu()
+    elif cmd == "quiet":
+        sys.exit(quiet(float(args[0]), float(args[1])))
     elif cmd == "frames":
         print(last_frame(args[0]) or 0)
     elif cmd == "settle":

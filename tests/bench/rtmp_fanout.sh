@@ -14,6 +14,9 @@
 #   BENCH_SECONDS   measured window in seconds (default 60; 20 for a quick run)
 #   BENCH_SERVERS   servers to run, in order (default "rampart nginx")
 #   BENCH_KEEP=1    keep the work directory (logs, configs, progress files) afterwards
+#   BENCH_QUIET_WAIT  seconds to wait before each run for the host to be at most 25% busy
+#                   (default 180; other work on the machine skews the numbers)
+#   BENCH_ALLOW_STALE=1  if cargo build --release fails, benchmark the existing binary (noted)
 #
 # Frames are counted inside the window: each reader's last frame= progress value at the end of
 # the window minus the one at its start, so the GOP burst a reader gets on joining is left out.
@@ -43,6 +46,7 @@ RESULTS="$WORK/results.jsonl"
 NOTES="$WORK/notes.txt"
 CLK_TCK=$(getconf CLK_TCK)
 
+STALE_NOTE=""
 SERVER_PID=""
 PUB_PID=""
 READER_PIDS=()
@@ -164,7 +168,12 @@ setup_packages() {
 setup_rampart() {
     if [ ! -x "$BIN" ] || [ -n "$(find "$ROOT/src" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$BIN" -print -quit 2>/dev/null)" ]; then
         log "building rampart (cargo build --release)"
-        (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+        if ! (cd "$ROOT" && cargo build --release); then
+            [ "${BENCH_ALLOW_STALE:-0}" = 1 ] && [ -x "$BIN" ] \
+                || die "cargo build --release failed (BENCH_ALLOW_STALE=1 benchmarks the existing binary)"
+            STALE_NOTE="cargo build --release failed; benchmarked the existing binary built $(date -r "$BIN" '+%F %T')"
+            log "$STALE_NOTE"
+        fi
     fi
     [ -x "$BIN" ] || die "$BIN missing after the build"
 }
@@ -238,6 +247,8 @@ run_one() {
     port=$(helper freeport)
     url="rtmp://127.0.0.1:$port/LiveApp/bench"
     log "== $server, N=$n, port $port, window ${BENCH_SECONDS}s"
+    helper quiet 25 "${BENCH_QUIET_WAIT:-180}" \
+        || note "$server N=$n: the host was still busy with other work when the run started"
 
     case $server in
         rampart) start_rampart "$port" "$dir" ;;
@@ -361,6 +372,7 @@ setup_packages
 setup_rampart
 : >"$RESULTS"
 : >"$NOTES"
+[ -n "$STALE_NOTE" ] && note "$STALE_NOTE"
 
 for server in $BENCH_SERVERS; do
     for n in "${NS[@]}"; do
@@ -370,7 +382,7 @@ done
 
 echo
 echo "RTMP fan-out, one 720p30 H.264 2 Mbit/s + AAC stream, readers ffmpeg -c copy; window ${BENCH_SECONDS}s;"
-echo "kept up = received >= 90% of ${FPS} fps x window; $(nproc) cores; $("$BIN" --version 2>/dev/null | head -n1), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')"
+echo "kept up = received >= 90% of ${FPS} fps x window; $(nproc) cores; $("$BIN" --version 2>/dev/null | head -n1) (binary of $(date -r "$BIN" '+%F %T')), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')"
 echo
 helper table "$RESULTS"
 echo

@@ -30,6 +30,17 @@ impl InProcess {
                 data.display()
             ))
             .app("LiveApp", app);
+        Self::start_in(config)
+    }
+
+    /// Stops the daemon and starts it again on the same configuration and data directory.
+    pub fn restart(mut self) -> Self {
+        let config = std::mem::replace(&mut self.config, ConfigDir::new());
+        drop(self);
+        Self::start_in(config)
+    }
+
+    fn start_in(config: ConfigDir) -> Self {
         let settings = config::load(Some(config.path())).unwrap_or_else(|e| panic!("{e}")).settings;
         let (services_tx, services_rx) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

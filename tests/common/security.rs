@@ -8,7 +8,7 @@ use rampart::secrets::Secret;
 use rampart::security::audit::Audit;
 use rampart::security::hash_token::HashTokens;
 use rampart::security::{AccessRequest, Action, Credentials, Decision, Now, Pipeline, Protocol, Step, totp};
-use rampart::store::{MemoryStore, OneTimeToken, SecurityStore};
+use rampart::store::{Datastore, OneTimeToken, SecurityStore};
 use std::sync::Arc;
 
 /// The time every fixture starts at.
@@ -18,7 +18,7 @@ pub const STREAM_KEY: &str = "stream-secret-0123456789abcdef0123";
 
 pub struct Fixture {
     pub pipeline: Pipeline,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<Datastore>,
     pub clock: ManualClock,
     pub app: AppSettings,
     pub _dir: ConfigDir,
@@ -29,7 +29,7 @@ impl Fixture {
     pub fn new(app: &str, server: &str) -> Self {
         let dir = ConfigDir::new().server(server).app("LiveApp", app);
         let settings = config::load(Some(dir.path())).unwrap_or_else(|e| panic!("{e}")).settings;
-        let store = Arc::new(MemoryStore::default());
+        let store = Arc::new(Datastore::in_memory());
         let shared: Arc<dyn SecurityStore> = store.clone();
         let audit = Audit::with_file(dir.path(), 1 << 20).expect("audit file");
         let pipeline = Pipeline::new(&settings, |_| shared.clone(), Arc::new(audit));
