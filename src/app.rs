@@ -2,8 +2,9 @@
 //! shutdown.
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::changes::{self, Applied, Target};
 use crate::config::values::Port;
+use crate::config::{Invalid, Problem, Settings};
 use crate::http::client::{HttpClient, TrustError};
 use crate::media::{Hub, HubLimits};
 use crate::rtmp;
@@ -17,8 +18,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
@@ -97,18 +98,56 @@ pub struct Services {
     pub addresses: Vec<(&'static str, SocketAddr)>,
     /// Listeners bound but not served yet (HTTP until the REST API arrives).
     _idle: Vec<TcpListener>,
+    /// The configuration directory, where changes are written (none: embedded defaults).
+    config_dir: Option<PathBuf>,
+    /// The settings in force.
+    settings: Mutex<Settings>,
+}
+
+impl Services {
+    /// Changes settings: checked as a start would, written through the atomic writer, and
+    /// applied at once where they can be (the security pipeline and the log level); the answer
+    /// names the keys that need a restart. Live sessions are kept.
+    pub fn change_settings(&self, target: &Target, values: &[(String, String)]) -> Result<Applied, Invalid> {
+        let Some(dir) = &self.config_dir else {
+            let message = "started on embedded defaults (no --config): there is no file to change".to_string();
+            return Err(Invalid {
+                problems: vec![Problem { file: PathBuf::new(), line: None, key: None, message }],
+                warnings: vec![],
+            });
+        };
+        let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let applied = changes::apply(dir, &settings, target, values)?;
+        self.pipeline.reconfigure(&applied.settings, |app| store_of(&self.stores, app));
+        log::set_max_level(applied.settings.server.log_level.0);
+        *settings = applied.settings.clone();
+        Ok(applied)
+    }
+
+    /// The settings in force (restart-needed changes included, as they will be after a restart).
+    pub fn settings(&self) -> Settings {
+        self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Runs the daemon until `shutdown` completes.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let _services = start(&settings, Arc::new(SystemClock)).await?;
+pub async fn run(
+    settings: Settings,
+    config_dir: Option<&Path>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    let _services = start(&settings, config_dir, Arc::new(SystemClock)).await?;
     shutdown.await;
     log::info!("shutting down");
     Ok(())
 }
 
 /// Binds the listeners, starts serving them on the current runtime, and says where clients point.
-pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services, AppError> {
+pub async fn start(
+    settings: &Settings,
+    config_dir: Option<&Path>,
+    clock: Arc<dyn Clock>,
+) -> Result<Services, AppError> {
     let server = &settings.server;
     std::fs::create_dir_all(&server.data_dir)
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
@@ -168,7 +207,16 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Service
             _ => idle.push(listener.socket),
         }
     }
-    Ok(Services { pipeline, hub: context.hub.clone(), sessions, stores, addresses, _idle: idle })
+    Ok(Services {
+        pipeline,
+        hub: context.hub.clone(),
+        sessions,
+        stores,
+        addresses,
+        _idle: idle,
+        config_dir: config_dir.map(Path::to_path_buf),
+        settings: Mutex::new(settings.clone()),
+    })
 }
 
 /// The security pipeline over each application's datastore, auditing to the data directory.
@@ -176,13 +224,15 @@ fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore
     let server = &settings.server;
     let audit = Audit::with_file(&server.data_dir, u64::from(server.audit_log_max_bytes))
         .map_err(|source| AppError::Audit { path: server.data_dir.clone(), source })?;
-    let store_of = |app: &str| -> Arc<dyn SecurityStore> {
-        match stores.get(app) {
-            Some(store) => store.clone(),
-            None => Arc::new(Datastore::in_memory()),
-        }
-    };
-    Ok(Pipeline::new(settings, store_of, Arc::new(audit)))
+    Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(audit)))
+}
+
+/// An application's datastore as the pipeline sees it.
+fn store_of(stores: &HashMap<String, Arc<Datastore>>, app: &str) -> Arc<dyn SecurityStore> {
+    match stores.get(app) {
+        Some(store) => store.clone(),
+        None => Arc::new(Datastore::in_memory()),
+    }
 }
 
 /// Binds every listener the server settings enable, in a fixed order.

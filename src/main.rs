@@ -50,7 +50,7 @@ fn run_daemon(config_dir: Option<PathBuf>, data_dir: Option<PathBuf>) -> bool {
     };
     let result = runtime.block_on(async {
         let shutdown = app::shutdown_signal()?;
-        app::run(settings, shutdown).await
+        app::run(settings, config_dir.as_deref(), shutdown).await
     });
     match result {
         Ok(()) => true,

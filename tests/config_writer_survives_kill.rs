@@ -47,7 +47,7 @@ fn a_killed_writer_leaves_a_whole_version() {
         child.wait().unwrap();
 
         let loaded = AtomicWriter::new(dir.path()).load("server.properties").unwrap().expect("a file after the kill");
-        let body = String::from_utf8(loaded.body).unwrap();
+        let body = String::from_utf8(loaded.body().to_vec()).unwrap();
         assert_eq!(body, version(loaded.generation), "round {round}: a whole version");
     }
 }

@@ -19,7 +19,8 @@ fn table(title: &str, defs: &[KeyDef]) -> String {
             None => def.expected.to_string(),
         };
         let default = if def.default.is_empty() { "(empty)".to_string() } else { format!("`{}`", def.default) };
-        out.push_str(&format!("| {key} | {value} | {default} | {} |\n", def.doc.replace('|', "\\|")));
+        let restart = if def.restart { " Needs a restart." } else { "" };
+        out.push_str(&format!("| {key} | {value} | {default} | {}{restart} |\n", def.doc.replace('|', "\\|")));
     }
     out
 }

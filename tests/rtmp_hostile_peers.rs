@@ -51,7 +51,7 @@ fn chunk_header(length: u32, type_id: u8) -> Vec<u8> {
 
 #[test]
 fn hostile_peers_are_cut_off_and_others_keep_streaming() {
-    let daemon = InProcess::start("server.handshakeTimeout=1", "");
+    let daemon = InProcess::start("server.handshakeTimeout=2", "");
     let _publisher = publish(&daemon.url("s1"), 60);
     daemon.wait_live("s1", 0);
     let reader = Reader::start(&daemon.url("s1"), 60, &[]);

@@ -25,6 +25,8 @@ pub struct KeyDef {
     pub expected: &'static str,
     /// Whether the value is a secret (shown only as `***`).
     pub secret: bool,
+    /// Whether a change takes effect only after a restart (listeners, TLS, limits, paths).
+    pub restart: bool,
     /// One line saying what the setting does.
     pub doc: &'static str,
 }
@@ -44,7 +46,7 @@ macro_rules! settings_table {
             $(
                 #[doc = $doc:literal]
                 $field:ident: $ty:ty = $key:literal $(| $alias:literal)*,
-                    default $default:literal $(, range $min:literal ..= $max:literal)?;
+                    default $default:literal $(, range $min:literal ..= $max:literal)? $([$restart:ident])?;
             )*
         }
     ) => {
@@ -61,6 +63,7 @@ macro_rules! settings_table {
                 aliases: &[$($alias),*],
                 default: $default,
                 range: settings_table!(@range $($min, $max)?),
+                restart: settings_table!(@restart $($restart)?),
                 expected: <$ty as SettingValue>::EXPECTED,
                 secret: <$ty as SettingValue>::SECRET,
                 doc: $doc.trim_ascii(),
@@ -85,6 +88,8 @@ macro_rules! settings_table {
             }
         }
     };
+    (@restart) => { false };
+    (@restart restart) => { true };
     (@range) => { None };
     (@range $min:literal, $max:literal) => { Some(($min, $max)) };
 }
@@ -93,45 +98,45 @@ settings_table! {
     /// Settings of the whole box, from `server.properties`.
     ServerSettings in SERVER_KEYS {
         /// Address the RTMP and RTMPS listeners bind (0.0.0.0: every IPv4 interface).
-        rtmp_host: IpAddr = "rtmp.host", default "0.0.0.0";
+        rtmp_host: IpAddr = "rtmp.host", default "0.0.0.0" [restart];
         /// RTMP port (0: any free port, for tests).
-        rtmp_port: Port = "rtmp.port", default "1935";
+        rtmp_port: Port = "rtmp.port", default "1935" [restart];
         /// RTMPS port, served when rtmpsEnabled is true.
-        rtmps_port: Port = "rtmps.port", default "1936";
+        rtmps_port: Port = "rtmps.port", default "1936" [restart];
         /// Serve RTMPS (RTMP over TLS) on rtmps.port.
-        rtmps_enabled: bool = "rtmpsEnabled" | "rtmps.enabled", default "false";
+        rtmps_enabled: bool = "rtmpsEnabled" | "rtmps.enabled", default "false" [restart];
         /// Address the HTTP and HTTPS listeners (REST API, panel, WebRTC) bind.
-        http_host: IpAddr = "http.host", default "0.0.0.0";
+        http_host: IpAddr = "http.host", default "0.0.0.0" [restart];
         /// HTTP port for the REST API, the panel and WHIP/WHEP.
-        http_port: Port = "http.port", default "5080";
+        http_port: Port = "http.port", default "5080" [restart];
         /// HTTPS port, served when sslEnabled is true.
-        https_port: Port = "https.port", default "5443";
+        https_port: Port = "https.port", default "5443" [restart];
         /// Serve HTTPS on https.port (plain HTTP then redirects the panel to it).
-        ssl_enabled: bool = "sslEnabled", default "false";
+        ssl_enabled: bool = "sslEnabled", default "false" [restart];
         /// Most RTMP and RTMPS connections open at once; more are refused.
-        rtmp_max_connections: u32 = "rtmp.maxConnections", default "500", range 1..=100000;
+        rtmp_max_connections: u32 = "rtmp.maxConnections", default "500", range 1..=100000 [restart];
         /// Most HTTP and HTTPS connections open at once; more are refused.
-        http_max_connections: u32 = "http.maxConnections", default "200", range 1..=100000;
+        http_max_connections: u32 = "http.maxConnections", default "200", range 1..=100000 [restart];
         /// Largest RTMP chunk size a peer may announce; a larger one closes its connection.
-        rtmp_max_chunk_size: u32 = "rtmp.maxChunkSize", default "65536", range 128..=16777215;
+        rtmp_max_chunk_size: u32 = "rtmp.maxChunkSize", default "65536", range 128..=16777215 [restart];
         /// Largest RTMP message a peer may send, in bytes; a larger one closes its connection.
-        rtmp_max_message_size: u32 = "rtmp.maxMessageSize", default "8388608", range 65536..=16777215;
+        rtmp_max_message_size: u32 = "rtmp.maxMessageSize", default "8388608", range 65536..=16777215 [restart];
         /// Bytes a reader's queue may hold before the reader skips to the next keyframe.
-        reader_queue_bytes: u32 = "media.readerQueueBytes", default "2097152", range 65536..=268435456;
+        reader_queue_bytes: u32 = "media.readerQueueBytes", default "2097152", range 65536..=268435456 [restart];
         /// Bytes of the current GOP kept per stream so a new reader starts at the last keyframe.
-        gop_cache_bytes: u32 = "media.gopCacheBytes", default "8388608", range 65536..=268435456;
+        gop_cache_bytes: u32 = "media.gopCacheBytes", default "8388608", range 65536..=268435456 [restart];
         /// End a publish or play session when its credentials expire (JWT exp, hash expireDate) or are revoked.
-        end_sessions_with_grant: bool = "server.endSessionsWhenGrantEnds", default "true";
+        end_sessions_with_grant: bool = "server.endSessionsWhenGrantEnds", default "true" [restart];
         /// PEM certificate chain for RTMPS and HTTPS (empty: a self-signed device certificate in data.dir).
-        tls_cert_file: Option<PathBuf> = "server.tlsCertFile", default "";
+        tls_cert_file: Option<PathBuf> = "server.tlsCertFile", default "" [restart];
         /// PEM private key of server.tlsCertFile.
-        tls_key_file: Option<PathBuf> = "server.tlsKeyFile", default "";
+        tls_key_file: Option<PathBuf> = "server.tlsKeyFile", default "" [restart];
         /// Time a new connection has to finish its handshake before it is closed.
-        handshake_timeout: Seconds = "server.handshakeTimeout", default "10", range 1..=120;
+        handshake_timeout: Seconds = "server.handshakeTimeout", default "10", range 1..=120 [restart];
         /// Time a connection may stay silent both ways (nothing received, nothing sent) before it is closed.
-        idle_timeout: Seconds = "server.idleTimeout", default "30", range 1..=3600;
+        idle_timeout: Seconds = "server.idleTimeout", default "30", range 1..=3600 [restart];
         /// Directory for the datastore, audit log and device certificate (relative: to the working directory).
-        data_dir: PathBuf = "data.dir", default "rampart-data";
+        data_dir: PathBuf = "data.dir", default "rampart-data" [restart];
         /// Log level: OFF, ERROR, WARN, INFO, DEBUG, TRACE or ALL.
         log_level: LogLevel = "logLevel", default "INFO";
         /// Refusals from one address (an IPv6 /64) within server.lockoutWindow that lock it out (0: never, weak).
@@ -141,9 +146,9 @@ settings_table! {
         /// How long a locked-out address is refused before any check runs.
         lockout_duration: Seconds = "server.lockoutDuration", default "300", range 1..=86400;
         /// Largest size of the audit log file (data.dir/audit.log) before it rotates to audit.log.1.
-        audit_log_max_bytes: u32 = "server.auditLogMaxBytes", default "1048576", range 4096..=268435456;
+        audit_log_max_bytes: u32 = "server.auditLogMaxBytes", default "1048576", range 4096..=268435456 [restart];
         /// PEM file of extra CA certificates trusted for https webhooks and JWKS, beside the system roots.
-        tls_trust_file: Option<PathBuf> = "server.tlsTrustFile", default "";
+        tls_trust_file: Option<PathBuf> = "server.tlsTrustFile", default "" [restart];
         /// Require a server JWT for the web panel and the server REST API.
         jwt_server_control_enabled: bool = "server.jwtServerControlEnabled", default "false";
         /// HS256 key for server JWTs.

@@ -5,8 +5,10 @@
 //! know are warnings, so a user's existing configuration loads.
 
 use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
+use super::mount::Remount;
 use super::properties;
 use super::values::SettingValue;
+use super::writer::{AtomicWriter, Provenance, RealFs};
 use super::{Problem, Scope};
 use crate::secrets::REDACTED;
 use std::collections::HashMap;
@@ -149,10 +151,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Reads a whole file as UTF-8; a problem names the line of the first bad byte.
-pub fn read_text(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+/// Reads a whole file as UTF-8 through the atomic writer's loader: a torn file gives way to its
+/// last good copy, a hand-edited one is read with a warning. A problem names the line of the
+/// first bad byte.
+pub fn read_text(path: &Path, problems: &mut Vec<Problem>, warnings: &mut Vec<Problem>) -> Option<String> {
+    let (dir, name) = (path.parent().unwrap_or(Path::new(".")), path.file_name()?.to_string_lossy());
+    let loaded = AtomicWriter::with_fs(dir, RealFs, Remount::never()).load(&name);
+    let file = match loaded {
+        Ok(Some(file)) => file,
+        Ok(None) => {
+            let message = "cannot read: the file is empty or torn, and no last good copy exists".to_string();
+            problems.push(Problem { file: path.to_path_buf(), line: None, key: None, message });
+            return None;
+        }
         Err(e) => {
             problems.push(Problem {
                 file: path.to_path_buf(),
@@ -163,7 +174,15 @@ pub fn read_text(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
             return None;
         }
     };
-    match String::from_utf8(bytes) {
+    let note = match file.provenance {
+        Provenance::EditedByHand => Some("edited by hand since rampart wrote it; loaded as it is"),
+        Provenance::LastGoodCopy => Some("torn (shorter than its header says); loaded its last good copy instead"),
+        Provenance::Verified | Provenance::Unframed => None,
+    };
+    if let Some(note) = note {
+        warnings.push(Problem { file: path.to_path_buf(), line: None, key: None, message: note.to_string() });
+    }
+    match String::from_utf8(file.bytes) {
         Ok(text) => Some(text),
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];

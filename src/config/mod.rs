@@ -3,6 +3,7 @@
 //!
 //! A directory holds `server.properties` and `apps/<App>.properties`, one file per application.
 
+pub mod changes;
 pub mod keys;
 mod load;
 pub mod mount;
@@ -119,13 +120,13 @@ fn read_dir(dir: &Path, problems: &mut Vec<Problem>, warnings: &mut Vec<Problem>
     }
     let server_path = dir.join("server.properties");
     let server_text = match server_path.exists() {
-        true => Some(load::read_text(&server_path, problems)?),
+        true => Some(load::read_text(&server_path, problems, warnings)?),
         false => None,
     };
     let server = read_server(server_text.as_deref(), &server_path, problems, warnings);
     let mut apps = BTreeMap::new();
     for (name, path) in app_files(&dir.join("apps"), problems, warnings) {
-        let Some(text) = load::read_text(&path, problems) else { continue };
+        let Some(text) = load::read_text(&path, problems, warnings) else { continue };
         if let Some(app) = read_app(Some(&text), &path, problems, warnings) {
             apps.insert(name, app);
         }
@@ -135,6 +136,24 @@ fn read_dir(dir: &Path, problems: &mut Vec<Problem>, warnings: &mut Vec<Problem>
         apps.insert(DEFAULT_APP.to_string(), read_app(None, &path, problems, warnings)?);
     }
     Some(Settings { server: server?, apps })
+}
+
+/// Checks the text of a server file exactly as a start would.
+pub fn check_server_text(text: &str, path: &Path) -> Result<(ServerSettings, Vec<Problem>), Invalid> {
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+    match read_server(Some(text), path, &mut problems, &mut warnings) {
+        Some(server) if problems.is_empty() => Ok((server, warnings)),
+        _ => Err(Invalid { problems, warnings }),
+    }
+}
+
+/// Checks the text of an application file exactly as a start would.
+pub fn check_app_text(text: &str, path: &Path) -> Result<(AppSettings, Vec<Problem>), Invalid> {
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+    match read_app(Some(text), path, &mut problems, &mut warnings) {
+        Some(app) if problems.is_empty() => Ok((app, warnings)),
+        _ => Err(Invalid { problems, warnings }),
+    }
 }
 
 fn read_server(

@@ -19,6 +19,8 @@ pub struct Entry {
     pub value: String,
     /// The 1-based line number where the entry's logical line starts.
     pub line: usize,
+    /// The 1-based line number where it ends (later than `line` for continued lines).
+    pub last_line: usize,
 }
 
 /// Why a properties text could not be read.
@@ -47,15 +49,21 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
         // Join continuation lines into one logical line.
         let mut logical = String::new();
         let mut piece = first;
+        let mut last = index;
         while ends_with_odd_backslashes(piece) {
             logical.push_str(piece.strip_suffix('\\').unwrap_or(piece));
             piece = match lines.next() {
-                Some((_, next)) => skip_ws(next),
+                Some((at, next)) => {
+                    last = at;
+                    skip_ws(next)
+                }
                 None => "",
             };
         }
         logical.push_str(piece);
-        entries.push(split_entry(&logical, index + 1)?);
+        let mut entry = split_entry(&logical, index + 1)?;
+        entry.last_line = last + 1;
+        entries.push(entry);
     }
     Ok(entries)
 }
@@ -66,6 +74,34 @@ pub fn format_entry(key: &str, value: &str) -> String {
     escape_into(&mut out, key, true);
     out.push('=');
     escape_into(&mut out, value, false);
+    out
+}
+
+/// `text` with each `(entry, value)` set: an entry's lines are replaced by one line with the new
+/// value, in place, keeping the key as written; keys not in the text are appended. Comments,
+/// blank lines and the order of keys stay as they were. Line endings become `\n`.
+pub fn update(text: &str, changes: &[(&Entry, String)], appended: &[(String, String)]) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut skip_until = 0;
+    for (index, line) in natural_lines(text).enumerate() {
+        let number = index + 1;
+        if number <= skip_until {
+            continue;
+        }
+        match changes.iter().find(|(entry, _)| entry.line == number) {
+            Some((entry, value)) => {
+                out.push_str(&format_entry(&entry.key, value));
+                skip_until = entry.last_line;
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    for (key, value) in appended {
+        out.push_str(&format_entry(key, value));
+        out.push('\n');
+    }
     out
 }
 
@@ -113,7 +149,7 @@ fn split_entry(logical: &str, line: usize) -> Result<Entry, ParseError> {
     let (raw_key, rest) = logical.split_at(key_end);
     let rest = skip_ws(rest);
     let raw_value = skip_ws(rest.strip_prefix(['=', ':']).unwrap_or(rest));
-    Ok(Entry { key: unescape(raw_key, line)?, value: unescape(raw_value, line)?, line })
+    Ok(Entry { key: unescape(raw_key, line)?, value: unescape(raw_value, line)?, line, last_line: line })
 }
 
 /// Decodes backslash escapes in a key or value.
@@ -201,7 +237,7 @@ mod tests {
     use super::*;
 
     fn entry(key: &str, value: &str, line: usize) -> Entry {
-        Entry { key: key.into(), value: value.into(), line }
+        Entry { key: key.into(), value: value.into(), line, last_line: line }
     }
 
     fn one(text: &str) -> (String, String) {
@@ -282,7 +318,8 @@ mod tests {
     #[test]
     fn blank_continuation_line_ends_logical_line() {
         let text = "a = x\\\n   \nb = y";
-        assert_eq!(parse(text).unwrap(), vec![entry("a", "x", 1), entry("b", "y", 3)]);
+        let a = Entry { last_line: 2, ..entry("a", "x", 1) };
+        assert_eq!(parse(text).unwrap(), vec![a, entry("b", "y", 3)]);
     }
 
     #[test]
@@ -300,7 +337,7 @@ mod tests {
                 entry("a", "1", 1),
                 entry("b", "2", 2),
                 entry("c", "3", 3),
-                entry("d", "4 5 6", 5),
+                Entry { last_line: 7, ..entry("d", "4 5 6", 5) },
                 entry("e", "7", 8),
                 entry("f", "8", 11),
             ]
@@ -421,11 +458,23 @@ mod tests {
             line += 1;
             if i % 7 == 0 {
                 text.push_str(&format!("cont.{i} = a\\\n  b\\\r\n\tc\n"));
-                expected.push(entry(&format!("cont.{i}"), "abc", line));
+                expected.push(Entry { last_line: line + 2, ..entry(&format!("cont.{i}"), "abc", line) });
                 line += 3;
             }
         }
         assert_eq!(parse(&text).unwrap(), expected);
+    }
+
+    #[test]
+    fn update_replaces_in_place_and_appends() {
+        let text = "# LiveApp settings\r\nipFilterEnabled=true\n\n# the token\ntimeTokenPeriod = 30\\\n   0\n! end\n";
+        let entries = parse(text).unwrap();
+        let changed = update(text, &[(&entries[1], "60".to_string())], &[("logLevel".to_string(), "WARN".to_string())]);
+        assert_eq!(
+            changed,
+            "# LiveApp settings\nipFilterEnabled=true\n\n# the token\ntimeTokenPeriod=60\n! end\nlogLevel=WARN\n"
+        );
+        assert_eq!(update("a=1", &[], &[]), "a=1\n");
     }
 
     #[test]

@@ -110,12 +110,21 @@ pub enum Provenance {
 /// A file's content as loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedFile {
-    /// The content without the header.
-    pub body: Vec<u8>,
+    /// The whole file, header included (a comment line, so properties parse it as it is).
+    pub bytes: Vec<u8>,
+    /// Where the body starts in `bytes` (after the header line).
+    pub body_start: usize,
     /// The generation it was written as (0 when unframed).
     pub generation: u64,
     /// How it was found.
     pub provenance: Provenance,
+}
+
+impl LoadedFile {
+    /// The content without the header.
+    pub fn body(&self) -> &[u8] {
+        self.bytes.get(self.body_start..).unwrap_or_default()
+    }
 }
 
 /// Writes files in one directory atomically and loads them back.
@@ -191,6 +200,10 @@ impl<F: Fs> AtomicWriter<F> {
             Some(Read::Good(file)) if file.provenance == Provenance::Verified => {
                 Some(LoadedFile { provenance: Provenance::LastGoodCopy, ..file })
             }
+            // An empty file with no copy beside it was made empty by hand, not torn by a write.
+            _ if main.as_deref() == Some(&[]) => {
+                Some(LoadedFile { bytes: Vec::new(), body_start: 0, generation: 0, provenance: Provenance::Unframed })
+            }
             _ => None,
         })
     }
@@ -250,7 +263,12 @@ fn unframe(bytes: &[u8]) -> Read {
         if bytes.is_empty() {
             return Read::Torn;
         }
-        return Read::Good(LoadedFile { body: bytes.to_vec(), generation: 0, provenance: Provenance::Unframed });
+        return Read::Good(LoadedFile {
+            bytes: bytes.to_vec(),
+            body_start: 0,
+            generation: 0,
+            provenance: Provenance::Unframed,
+        });
     };
     let Some(newline) = rest.iter().position(|b| *b == b'\n') else { return Read::Torn };
     let (header, body) = (String::from_utf8_lossy(&rest[..newline]), &rest[newline + 1..]);
@@ -264,7 +282,8 @@ fn unframe(bytes: &[u8]) -> Read {
     }
     let intact = body.len() == length && hex(digest::digest(&digest::SHA256, body).as_ref()) == sum;
     let provenance = if intact { Provenance::Verified } else { Provenance::EditedByHand };
-    Read::Good(LoadedFile { body: body.to_vec(), generation, provenance })
+    let body_start = bytes.len() - body.len();
+    Read::Good(LoadedFile { bytes: bytes.to_vec(), body_start, generation, provenance })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -31,6 +31,11 @@ impl Lockout {
         Lockout { max_failures, window, duration, table: FnvIndexMap::new() }
     }
 
+    /// Changes the rule; addresses already counted or locked stay so.
+    pub fn set_rule(&mut self, max_failures: u32, window: Duration, duration: Duration) {
+        (self.max_failures, self.window, self.duration) = (max_failures, window, duration);
+    }
+
     /// Whether `ip` is locked out at `now`.
     pub fn is_locked(&self, ip: IpAddr, now: Instant) -> bool {
         self.table.get(&key(ip)).and_then(|e| e.locked_until).is_some_and(|until| now < until)

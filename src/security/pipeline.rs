@@ -15,7 +15,7 @@ use crate::secrets::Secret;
 use crate::store::SecurityStore;
 use ring::hmac;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// One application's settings, compiled: keys made once, not per request.
 struct AppPolicy {
@@ -127,7 +127,7 @@ impl WebhookPending {
 
 /// The security pipeline of the daemon.
 pub struct Pipeline {
-    apps: HashMap<String, AppPolicy>,
+    apps: RwLock<Arc<HashMap<String, AppPolicy>>>,
     lockout: Mutex<Lockout>,
     replay: Mutex<ReplayGuard>,
     audit: Arc<Audit>,
@@ -137,10 +137,8 @@ impl Pipeline {
     /// Compiles the settings; `store_of` gives each application's datastore.
     pub fn new(settings: &Settings, store_of: impl Fn(&str) -> Arc<dyn SecurityStore>, audit: Arc<Audit>) -> Self {
         let server = &settings.server;
-        let apps =
-            settings.apps.iter().map(|(name, app)| (name.clone(), AppPolicy::new(app, store_of(name)))).collect();
         Pipeline {
-            apps,
+            apps: RwLock::new(Arc::new(compile(settings, store_of))),
             lockout: Mutex::new(Lockout::new(
                 server.lockout_failures,
                 server.lockout_window.0,
@@ -151,14 +149,29 @@ impl Pipeline {
         }
     }
 
+    /// Applies changed settings: the policies are compiled again and swapped in; the lockout
+    /// table, the TOTP replay guard and live sessions are kept.
+    pub fn reconfigure(&self, settings: &Settings, store_of: impl Fn(&str) -> Arc<dyn SecurityStore>) {
+        let server = &settings.server;
+        lock(&self.lockout).set_rule(server.lockout_failures, server.lockout_window.0, server.lockout_duration.0);
+        let compiled = Arc::new(compile(settings, store_of));
+        *self.apps.write().unwrap_or_else(|e| e.into_inner()) = compiled;
+    }
+
+    /// The policies in force now.
+    fn policies(&self) -> Arc<HashMap<String, AppPolicy>> {
+        self.apps.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// One line per application saying what publishing and playing require.
     pub fn describe(&self) -> Vec<String> {
-        let mut names: Vec<&String> = self.apps.keys().collect();
+        let apps = self.policies();
+        let mut names: Vec<&String> = apps.keys().collect();
         names.sort();
         let say = |checks: Vec<&str>| if checks.is_empty() { "open to all".to_string() } else { checks.join(" + ") };
         names
             .into_iter()
-            .filter_map(|name| self.apps.get(name).map(|policy| (name, policy)))
+            .filter_map(|name| apps.get(name).map(|policy| (name, policy)))
             .map(|(name, policy)| {
                 format!(
                     "{name}: publish {}; play {}",
@@ -181,7 +194,8 @@ impl Pipeline {
             self.record(&request, &Decision::Deny(Reason::LockedOut));
             return Step::Decided(Decision::Deny(Reason::LockedOut));
         }
-        let Some(policy) = self.apps.get(&request.app) else {
+        let apps = self.policies();
+        let Some(policy) = apps.get(&request.app) else {
             return Step::Decided(self.conclude(&request, Err(Reason::UnknownApp)));
         };
         match self.local_checks(policy, &request) {
@@ -201,7 +215,8 @@ impl Pipeline {
             WebhookAnswer::Status(status) => Some(Reason::WebhookRefused(status)),
             WebhookAnswer::Failed(why) => Some(Reason::WebhookFailed(why)),
         };
-        match (refusal, self.apps.get(&request.app)) {
+        let apps = self.policies();
+        match (refusal, apps.get(&request.app)) {
             (Some(reason), _) => self.conclude(&request, Err(reason)),
             (None, None) => self.conclude(&request, Err(Reason::UnknownApp)),
             (None, Some(policy)) => {
@@ -374,6 +389,11 @@ impl Pipeline {
             reason,
         });
     }
+}
+
+/// Every application's policy, compiled from the settings.
+fn compile(settings: &Settings, store_of: impl Fn(&str) -> Arc<dyn SecurityStore>) -> HashMap<String, AppPolicy> {
+    settings.apps.iter().map(|(name, app)| (name.clone(), AppPolicy::new(app, store_of(name)))).collect()
 }
 
 fn app_totp_key(secret: &Secret<String>) -> Option<hmac::Key> {

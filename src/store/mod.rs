@@ -143,7 +143,7 @@ impl Datastore {
         let writer = AtomicWriter::new(data_dir);
         let file = format!("store-{app}.json");
         let records = match writer.load(&file).map_err(|e| StoreError::Io(e.to_string()))? {
-            Some(loaded) => snapshot::decode(&loaded.body, now).map_err(|e| StoreError::Corrupt(file.clone(), e))?,
+            Some(loaded) => snapshot::decode(loaded.body(), now).map_err(|e| StoreError::Corrupt(file.clone(), e))?,
             None => Records::default(),
         };
         Ok(Datastore { records: Mutex::new(records), persistence: Some(Persistence { writer, file }) })

@@ -42,12 +42,13 @@ impl InProcess {
 
     fn start_in(config: ConfigDir) -> Self {
         let settings = config::load(Some(config.path())).unwrap_or_else(|e| panic!("{e}")).settings;
+        let dir = config.path().to_path_buf();
         let (services_tx, services_rx) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
-                let services = app::start(&settings, Arc::new(SystemClock)).await.expect("daemon starts");
+                let services = app::start(&settings, Some(&dir), Arc::new(SystemClock)).await.expect("daemon starts");
                 services_tx.send(services).expect("test alive");
                 let _ = stopped.await;
             });

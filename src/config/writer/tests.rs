@@ -138,7 +138,7 @@ fn cut_during(drops: Drop, versions: &[&str], cut: usize) -> (Option<Vec<u8>>, u
     }
     let after = writer(w.fs.after_power_cut());
     let loaded = after.load("server.properties").expect("load never fails on the simulated disk");
-    (loaded.map(|f| f.body), completed)
+    (loaded.map(|f| f.body().to_vec()), completed)
 }
 
 /// Every power cut during the writes of `versions` leaves the last completed version or the
@@ -190,10 +190,7 @@ fn generations_count_up_and_stale_temps_go() {
     assert_eq!(w.remove_stale_temps().unwrap(), 1);
     assert_eq!(w.remove_stale_temps().unwrap(), 0);
     let loaded = w.load("a.properties").unwrap().unwrap();
-    assert_eq!(
-        (loaded.body.as_slice(), loaded.generation, loaded.provenance),
-        (&b"x=2\n"[..], 2, Provenance::Verified)
-    );
+    assert_eq!((loaded.body(), loaded.generation, loaded.provenance), (&b"x=2\n"[..], 2, Provenance::Verified));
 }
 
 #[test]
@@ -207,12 +204,12 @@ fn hand_edits_load_with_a_warning_and_torn_files_fall_back() {
     w.fs.remove(path).unwrap();
     w.fs.create_new(path, edited.as_bytes()).unwrap();
     let loaded = w.load("a.properties").unwrap().unwrap();
-    assert_eq!((loaded.provenance, loaded.body.as_slice()), (Provenance::EditedByHand, &b"x=10\ny=2\n"[..]));
+    assert_eq!((loaded.provenance, loaded.body()), (Provenance::EditedByHand, &b"x=10\ny=2\n"[..]));
 
     w.fs.remove(path).unwrap();
     w.fs.create_new(path, &framed[..framed.len() - 3]).unwrap();
     let loaded = w.load("a.properties").unwrap().unwrap();
-    assert_eq!((loaded.provenance, loaded.body.as_slice()), (Provenance::LastGoodCopy, &b"x=1\ny=2\n"[..]));
+    assert_eq!((loaded.provenance, loaded.body()), (Provenance::LastGoodCopy, &b"x=1\ny=2\n"[..]));
 
     w.fs.remove(path).unwrap();
     w.fs.create_new(path, b"plain=1\n").unwrap();

@@ -1,0 +1,109 @@
+//! Changing settings while the daemon runs: a change to one file (the server's or an
+//! application's) is checked exactly as a start would check it, written through the atomic
+//! writer with the user's comments and key order kept, and handed back as the settings now in
+//! force, with the keys that take effect only after a restart. A change that fails its checks
+//! changes nothing.
+
+use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
+use super::writer::AtomicWriter;
+use super::{Invalid, Problem, Settings, check_app_text, check_server_text, properties};
+use std::path::{Path, PathBuf};
+
+/// Which file a change is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `server.properties`.
+    Server,
+    /// `apps/<App>.properties`.
+    App(String),
+}
+
+/// A change that was written.
+#[derive(Debug)]
+pub struct Applied {
+    /// The settings now in force (those marked restart-needed only after a restart).
+    pub settings: Settings,
+    /// The keys that changed but take effect only after a restart.
+    pub restart_needed: Vec<&'static str>,
+    /// What the new file was warned about.
+    pub warnings: Vec<Problem>,
+}
+
+/// Sets `values` (key, properties text) in the file of `target` under `config_dir`.
+pub fn apply(
+    config_dir: &Path,
+    current: &Settings,
+    target: &Target,
+    values: &[(String, String)],
+) -> Result<Applied, Invalid> {
+    let (dir, name, table) = match target {
+        Target::Server => (config_dir.to_path_buf(), "server.properties".to_string(), SERVER_KEYS),
+        Target::App(app) if current.apps.contains_key(app) => {
+            (config_dir.join("apps"), format!("{app}.properties"), APP_KEYS)
+        }
+        Target::App(app) => {
+            return Err(invalid(config_dir.join("apps").join(format!("{app}.properties")), None, "no such application"));
+        }
+    };
+    let path = dir.join(&name);
+    let writer = AtomicWriter::new(&dir);
+    let old = match writer.load(&name) {
+        Ok(loaded) => String::from_utf8_lossy(loaded.as_ref().map_or(&[][..], |f| f.body())).into_owned(),
+        Err(e) => return Err(invalid(path, None, &e.to_string())),
+    };
+    let new = edited(&old, values, table, &path)?;
+
+    let mut settings = current.clone();
+    let warnings = match target {
+        Target::Server => check_server_text(&new, &path).map(|(server, warnings)| {
+            settings.server = server;
+            warnings
+        })?,
+        Target::App(app) => check_app_text(&new, &path).map(|(parsed, warnings)| {
+            settings.apps.insert(app.clone(), parsed);
+            warnings
+        })?,
+    };
+    if std::fs::create_dir_all(&dir).is_err() && !dir.is_dir() {
+        return Err(invalid(dir, None, "cannot create the directory"));
+    }
+    writer.write(&name, new.as_bytes()).map_err(|e| invalid(path, None, &e.to_string()))?;
+    let restart_needed =
+        changed_keys(current, &settings, target).into_iter().filter(|def| def.restart).map(|def| def.key).collect();
+    Ok(Applied { settings, restart_needed, warnings })
+}
+
+/// The file's text with `values` set in place (keeping the key as the user wrote it) or appended.
+fn edited(old: &str, values: &[(String, String)], table: &'static [KeyDef], path: &Path) -> Result<String, Invalid> {
+    let entries = properties::parse(old).map_err(|e| invalid(path.to_path_buf(), None, &e.to_string()))?;
+    let mut in_place = Vec::new();
+    let mut appended = Vec::new();
+    for (key, value) in values {
+        let Some(def) = table.iter().find(|def| def.answers_to(key)) else {
+            return Err(invalid(path.to_path_buf(), Some(key), "unknown setting"));
+        };
+        let written = entries.iter().rev().find(|e| def.answers_to(e.key.strip_prefix("settings.").unwrap_or(&e.key)));
+        match written {
+            Some(entry) => in_place.push((entry, value.clone())),
+            None => appended.push((def.key.to_string(), value.clone())),
+        }
+    }
+    Ok(properties::update(old, &in_place, &appended))
+}
+
+/// The keys whose values differ between `before` and `after` in the target's file.
+fn changed_keys(before: &Settings, after: &Settings, target: &Target) -> Vec<&'static KeyDef> {
+    let (old, new) = match target {
+        Target::Server => (before.server.rendered(), after.server.rendered()),
+        Target::App(app) => match (before.apps.get(app), after.apps.get(app)) {
+            (Some(old), Some(new)) => (old.rendered(), new.rendered()),
+            _ => return Vec::new(),
+        },
+    };
+    old.into_iter().zip(new).filter(|((_, a), (_, b))| a != b).map(|((def, _), _)| def).collect()
+}
+
+fn invalid(file: PathBuf, key: Option<&str>, message: &str) -> Invalid {
+    let problem = Problem { file, line: None, key: key.map(str::to_string), message: message.to_string() };
+    Invalid { problems: vec![problem], warnings: Vec::new() }
+}
