@@ -4,6 +4,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::config::changes::{self, Applied, Target};
 use crate::config::values::Port;
+use crate::config::writer::{AtomicWriter, WriteError};
 use crate::config::{Invalid, Problem, Settings};
 use crate::http::client::{HttpClient, TrustError};
 use crate::media::{Hub, HubLimits};
@@ -67,6 +68,9 @@ pub enum AppError {
         /// Why.
         source: StoreError,
     },
+    /// The configuration partition could not be cleaned up.
+    #[error("configuration directory: {0}")]
+    Config(WriteError),
     /// A bound listener's address could not be read.
     #[error("cannot read a listener's address: {0}")]
     Listen(io::Error),
@@ -151,6 +155,9 @@ pub async fn start(
     let server = &settings.server;
     std::fs::create_dir_all(&server.data_dir)
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
+    if let Some(dir) = config_dir {
+        remove_stale_temps(dir)?;
+    }
     let now = clock.unix_secs();
     let mut stores = HashMap::new();
     for name in settings.apps.keys() {
@@ -225,6 +232,17 @@ fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore
     let audit = Audit::with_file(&server.data_dir, u64::from(server.audit_log_max_bytes))
         .map_err(|source| AppError::Audit { path: server.data_dir.clone(), source })?;
     Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(audit)))
+}
+
+/// Removes the temporary files a power cut left on the configuration partition.
+fn remove_stale_temps(config_dir: &Path) -> Result<(), AppError> {
+    for dir in [config_dir.to_path_buf(), config_dir.join("apps")].iter().filter(|d| d.is_dir()) {
+        let removed = AtomicWriter::new(dir).remove_stale_temps().map_err(AppError::Config)?;
+        if removed > 0 {
+            log::warn!("removed {removed} temporary file(s) an interrupted write left in {}", dir.display());
+        }
+    }
+    Ok(())
 }
 
 /// An application's datastore as the pipeline sees it.

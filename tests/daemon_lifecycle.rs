@@ -117,3 +117,14 @@ fn print_defaults_is_a_loadable_configuration() {
     let check = rampart().args(["check-config", config.path().to_str().unwrap()]).output().expect("run");
     assert!(check.status.success() && check.stderr.is_empty(), "{}", String::from_utf8_lossy(&check.stderr));
 }
+
+#[test]
+fn temporary_files_an_interrupted_write_left_are_removed_at_start() {
+    let config = loopback_config("").app("LiveApp", "");
+    std::fs::write(config.file(".server.properties.tmp"), "logLevel=DEB").unwrap();
+    std::fs::write(config.file("apps/.LiveApp.properties.tmp"), "").unwrap();
+    let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
+    daemon.wait_for("removed 1 temporary file(s) an interrupted write left in", PATIENCE);
+    daemon.wait_for("RTMP  listening on", PATIENCE);
+    assert!(!config.file(".server.properties.tmp").exists() && !config.file("apps/.LiveApp.properties.tmp").exists());
+}

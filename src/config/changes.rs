@@ -42,7 +42,11 @@ pub fn apply(
             (config_dir.join("apps"), format!("{app}.properties"), APP_KEYS)
         }
         Target::App(app) => {
-            return Err(invalid(config_dir.join("apps").join(format!("{app}.properties")), None, "no such application"));
+            return Err(invalid(
+                config_dir.join("apps").join(format!("{app}.properties")),
+                None,
+                "no such application",
+            ));
         }
     };
     let path = dir.join(&name);

@@ -141,6 +141,7 @@ impl Datastore {
     /// The datastore of `app` in `data_dir` (`store-<app>.json`), loaded if it exists.
     pub fn open(data_dir: &Path, app: &str, now: u64) -> Result<Self, StoreError> {
         let writer = AtomicWriter::new(data_dir);
+        writer.remove_stale_temps().map_err(|e| StoreError::Io(e.to_string()))?;
         let file = format!("store-{app}.json");
         let records = match writer.load(&file).map_err(|e| StoreError::Io(e.to_string()))? {
             Some(loaded) => snapshot::decode(loaded.body(), now).map_err(|e| StoreError::Corrupt(file.clone(), e))?,
