@@ -75,6 +75,27 @@ pub enum GuardError {
     /// A chunk interrupted an incomplete message, which rml_rtmp cannot reassemble (see the module docs).
     #[error("peer interleaved chunks of different messages")]
     Interleaved,
+    /// A command message that is not AMF0 with a name, a transaction id and a command object
+    /// (rml_rtmp 0.8 panics on a command with fewer than three values).
+    #[error("peer sent a malformed command")]
+    MalformedCommand,
+}
+
+/// Message type ids of AMF0 commands and of AMF3-flagged commands (which rml_rtmp reads as AMF0).
+const COMMAND_TYPES: [u8; 2] = [17, 20];
+/// The longest command message accepted; real commands are a few hundred bytes.
+const MAX_COMMAND_SIZE: u32 = 64 * 1024;
+
+/// Whether a command body is what rml_rtmp can take without panicking: AMF0 values, at least
+/// three of them (name, transaction id, command object).
+fn command_is_safe(type_id: u8, body: &[u8]) -> bool {
+    // rml_rtmp drops the leading 0 of an AMF3-flagged command, as Flash players send it.
+    let body = match (type_id, body.first()) {
+        (17, Some(0)) => body.get(1..).unwrap_or_default(),
+        _ => body,
+    };
+    let mut cursor = std::io::Cursor::new(body);
+    rml_amf0::deserialize(&mut cursor).is_ok_and(|values| values.len() >= 3)
 }
 
 /// What the guard remembers of the last header on one chunk stream.
@@ -89,7 +110,7 @@ struct StreamHeader {
 }
 
 /// The one message whose chunks are being received.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Message {
     /// The chunk stream it arrives on.
     csid: u32,
@@ -103,11 +124,16 @@ struct Message {
     prefix: [u8; 4],
     /// How many bytes of `prefix` have arrived.
     prefix_len: usize,
+    /// The whole body of a command message, checked before rml_rtmp sees it.
+    command: Option<Vec<u8>>,
 }
 
 impl Message {
-    /// Keeps the first 4 payload bytes of a SetChunkSize message.
+    /// Keeps the first 4 payload bytes of a SetChunkSize message, and the body of a command.
     fn collect(&mut self, bytes: &[u8]) {
+        if let Some(command) = self.command.as_mut() {
+            command.extend_from_slice(bytes);
+        }
         if self.type_id != SET_CHUNK_SIZE {
             return;
         }
@@ -276,7 +302,7 @@ impl ChunkGuard {
 
     /// Checks that a chunk of header type `fmt` may start on `csid`, returning what is known of that stream.
     fn admit(&self, fmt: u8, csid: u32) -> Result<Option<StreamHeader>, GuardError> {
-        if self.message.is_some_and(|message| message.csid != csid) {
+        if self.message.as_ref().is_some_and(|message| message.csid != csid) {
             return Err(GuardError::Interleaved);
         }
         let known = self.streams.get(&csid).copied();
@@ -299,7 +325,8 @@ impl ChunkGuard {
             (None, Some(stream)) => (stream.length, stream.type_id),
             (None, None) => return Err(GuardError::HeaderBeforeFirstFull),
         };
-        if length > self.limits.max_message_size {
+        let command = COMMAND_TYPES.contains(&type_id);
+        if length > self.limits.max_message_size || (command && length > MAX_COMMAND_SIZE) {
             return Err(GuardError::MessageTooLarge(length));
         }
         self.streams.insert(header.csid, StreamHeader { length, type_id, extended: header.extended });
@@ -309,7 +336,18 @@ impl ChunkGuard {
                 message
             }
             Some(_) => return Err(GuardError::Interleaved),
-            None => Message { csid: header.csid, length, type_id, remaining: length, prefix: [0; 4], prefix_len: 0 },
+            None => {
+                let command = command.then(|| Vec::with_capacity(length as usize));
+                Message {
+                    csid: header.csid,
+                    length,
+                    type_id,
+                    remaining: length,
+                    prefix: [0; 4],
+                    prefix_len: 0,
+                    command,
+                }
+            }
         };
         let payload = message.remaining.min(self.chunk_size);
         message.remaining -= payload;
@@ -336,6 +374,9 @@ impl ChunkGuard {
                     return Err(GuardError::ChunkSizeTooLarge(size));
                 }
                 self.chunk_size = size;
+            }
+            Some(Message { type_id, command: Some(body), .. }) if !command_is_safe(type_id, &body) => {
+                return Err(GuardError::MalformedCommand);
             }
             _ => {}
         }
@@ -590,7 +631,7 @@ mod tests {
                     out.push(&mut serializer, payload(8, 1, audio_ts, rng.bytes(50)), false, false);
                 }
                 6 => {
-                    let type_id = [20, 15, 4, 5, 3][rng.below(5)];
+                    let type_id = [18, 15, 4, 5, 3][rng.below(5)];
                     let len = sizes[rng.below(sizes.len())];
                     let message = payload(type_id, rng.below(3) as u32, video_ts, rng.bytes(len));
                     out.push(&mut serializer, message, false, false);
@@ -609,6 +650,24 @@ mod tests {
             out.push(&mut serializer, payload(9, 1, timestamp, vec![step as u8; 1500]), false, false);
         }
         out
+    }
+
+    #[test]
+    fn commands_rml_rtmp_would_panic_on_are_refused() {
+        use rml_amf0::Amf0Value::{Null, Number, Utf8String};
+        let amf = |values: Vec<rml_amf0::Amf0Value>| rml_amf0::serialize(&values).unwrap();
+        let two_values = amf(vec![Utf8String("connect".into()), Number(1.0)]);
+        let three_values = amf(vec![Utf8String("connect".into()), Number(1.0), Null]);
+        for (type_id, body, expected) in [
+            (20, &two_values, Err(GuardError::MalformedCommand)),
+            (17, &two_values, Err(GuardError::MalformedCommand)),
+            (20, &three_values, Ok(())),
+            (17, &[&[0u8][..], &three_values].concat(), Ok(())),
+            (20, &vec![0x02, 0xff], Err(GuardError::MalformedCommand)),
+        ] {
+            let mut guard = ChunkGuard::new(limits());
+            assert_eq!(guard.scan(&chunk_message(3, type_id, 0, 0, body, 128)), expected, "type {type_id}");
+        }
     }
 
     #[test]
@@ -637,8 +696,8 @@ mod tests {
             guard.scan(&bytes[..split]).unwrap();
             guard.scan(&bytes[split..]).unwrap();
             assert_eq!(
-                (guard.stage, guard.header_len, guard.chunk_size, guard.message.map(|m| m.remaining)),
-                (whole.stage, whole.header_len, whole.chunk_size, whole.message.map(|m| m.remaining)),
+                (guard.stage, guard.header_len, guard.chunk_size, guard.message.as_ref().map(|m| m.remaining)),
+                (whole.stage, whole.header_len, whole.chunk_size, whole.message.as_ref().map(|m| m.remaining)),
                 "split at {split}"
             );
         }
