@@ -653,6 +653,20 @@ mod tests {
     }
 
     #[test]
+    fn checking_random_command_bodies_never_panics() {
+        let mut rng = XorShift(0x0bad_5eed_1234_5678);
+        let markers = [0x00u8, 0x01, 0x02, 0x03, 0x05, 0x06, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x11];
+        for _ in 0..5_000 {
+            let len = rng.below(64);
+            let body: Vec<u8> = (0..len)
+                .map(|_| if rng.below(3) == 0 { markers[rng.below(markers.len())] } else { rng.next() as u8 })
+                .collect();
+            let _ = command_is_safe(20, &body);
+            let _ = command_is_safe(17, &body);
+        }
+    }
+
+    #[test]
     fn commands_rml_rtmp_would_panic_on_are_refused() {
         use rml_amf0::Amf0Value::{Null, Number, Utf8String};
         let amf = |values: Vec<rml_amf0::Amf0Value>| rml_amf0::serialize(&values).unwrap();
