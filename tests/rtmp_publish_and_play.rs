@@ -59,3 +59,19 @@ fn a_player_outlasts_the_idle_timeout() {
     assert!(reader.client.wait(), "reader ended cleanly after its 7 s");
     assert!(reader.frames() >= 180, "got {} frames", reader.frames());
 }
+
+#[test]
+fn players_see_only_the_audio_and_video_streams() {
+    // Extra data messages at play start would show up as subtitle or data streams and break
+    // `ffmpeg -map 0` restreams.
+    let daemon = InProcess::start("", "");
+    let _publisher = publish(&daemon.url("s1"), 30);
+    daemon.wait_live("s1", 0);
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", &daemon.url("s1")])
+        .output()
+        .expect("ffprobe");
+    let mut kinds: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["audio", "video"], "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -21,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 
 /// The chunk size rampart sends with; players' chunks are serialised with it.
 pub const OUT_CHUNK_SIZE: usize = 4096;
+/// The chunk stream rml_rtmp sends its data (AMF0 notify) messages on.
+const RML_DATA_CSID: u8 = 3;
 /// Bytes read from the socket at once.
 const READ_BUFFER: usize = 16 * 1024;
 
@@ -238,7 +240,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
                 };
                 match self.ctx.hub.subscribe(&admitted.app, &admitted.stream) {
                     Some(reader) => {
-                        self.accept(session, request_id).await?;
+                        self.accept_play(session, request_id).await?;
                         self.role = Role::Playing(admitted.with(reader), stream_id);
                         Ok(())
                     }
@@ -362,6 +364,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
 
     async fn accept(&mut self, session: &mut ServerSession, request_id: u32) -> Result<(), ConnError> {
         let results = session.accept_request(request_id).map_err(|e| ConnError::Session(e.to_string()))?;
+        self.write_results(results).await
+    }
+
+    /// Accepts a play without the two data messages rml_rtmp adds (`|RtmpSampleAccess` and a
+    /// `NetStream.Data.Start` status): ffmpeg turns them into a subtitle and a data stream, which
+    /// breaks `-map 0` restreams. rml_rtmp sends data messages, and only these, on chunk stream 3,
+    /// and never another one on it later, so leaving them out keeps its header compression sound.
+    async fn accept_play(&mut self, session: &mut ServerSession, request_id: u32) -> Result<(), ConnError> {
+        let mut results = session.accept_request(request_id).map_err(|e| ConnError::Session(e.to_string()))?;
+        results.retain(|result| match result {
+            ServerSessionResult::OutboundResponse(packet) => {
+                packet.bytes.first().is_none_or(|b| b & 0x3f != RML_DATA_CSID)
+            }
+            _ => true,
+        });
         self.write_results(results).await
     }
 
