@@ -135,17 +135,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
         self.input(&mut session, &mut guard, &leftover).await?;
 
         let mut buffer = vec![0u8; READ_BUFFER];
+        // Both timers are made once and moved only when needed: a timer per frame per player
+        // would cost more than the frame itself.
+        let idle = tokio::time::sleep(limits.idle_timeout);
+        let expiry = tokio::time::sleep(limits.idle_timeout);
+        tokio::pin!(idle, expiry);
+        let mut armed_expiry = None;
         loop {
-            let idle_until = self.last_activity + limits.idle_timeout;
+            let grant_end = self.grant_end();
+            if grant_end != armed_expiry {
+                if let Some(end) = grant_end {
+                    expiry.as_mut().reset(end.into());
+                }
+                armed_expiry = grant_end;
+            }
             let wake = tokio::select! {
                 read = reader.read(&mut buffer) => Wake::Read(read),
-                () = tokio::time::sleep_until(idle_until.into()) => Wake::Idle,
+                () = &mut idle => Wake::Idle,
                 frame = next_frame(&self.role) => Wake::Frame(frame),
-                () = grant_expiry(&self.role) => Wake::GrantExpired,
+                () = &mut expiry, if armed_expiry.is_some() => Wake::GrantExpired,
                 () = revocation(&self.role) => Wake::Revoked,
             };
             match wake {
-                Wake::Idle => return Err(ConnError::Timeout("idle connection")),
+                Wake::Idle => {
+                    let deadline = self.last_activity + limits.idle_timeout;
+                    if deadline <= Instant::now() {
+                        return Err(ConnError::Timeout("idle connection"));
+                    }
+                    idle.as_mut().reset(deadline.into());
+                }
                 Wake::Read(read) => match read? {
                     0 => return Ok(()),
                     n => {
@@ -342,6 +360,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
         self.write(&wire).await
     }
 
+    /// When the grant of the session in progress ends, if it does.
+    fn grant_end(&self) -> Option<Instant> {
+        match &self.role {
+            Role::Publishing(s) => s.grant_end,
+            Role::Playing(s, _) => s.grant_end,
+            Role::Idle => None,
+        }
+    }
+
     /// Ends the session for `why`, with an audit event.
     fn end(&self, why: &'static str) -> ConnError {
         let (action, app, stream) = match &self.role {
@@ -444,18 +471,6 @@ async fn next_frame(role: &Role) -> Option<Arc<Frame>> {
     match role {
         Role::Playing(session, _) => session.side.recv().await,
         _ => std::future::pending().await,
-    }
-}
-
-async fn grant_expiry(role: &Role) {
-    let end = match role {
-        Role::Publishing(s) => s.grant_end,
-        Role::Playing(s, _) => s.grant_end,
-        Role::Idle => None,
-    };
-    match end {
-        Some(end) => tokio::time::sleep_until(end.into()).await,
-        None => std::future::pending().await,
     }
 }
 
