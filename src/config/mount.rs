@@ -91,7 +91,8 @@ fn remount(mount_point: &Path, flags: MsFlags) -> io::Result<()> {
     Err(Errno::EBUSY.into())
 }
 
-/// The mount's flags other than read-only, to keep across the remount.
+/// The mount's flags other than read-only, to keep across the remount. (relatime, the kernel's
+/// default, has no statvfs flag on every libc and comes back by itself.)
 fn kept_flags(mount_point: &Path) -> io::Result<MsFlags> {
     let flags = statvfs(mount_point)?.flags();
     let pairs = [
@@ -101,7 +102,6 @@ fn kept_flags(mount_point: &Path) -> io::Result<MsFlags> {
         (FsFlags::ST_SYNCHRONOUS, MsFlags::MS_SYNCHRONOUS),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
     ];
     Ok(pairs.iter().filter(|(st, _)| flags.contains(*st)).fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms))
 }
