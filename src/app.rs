@@ -2,17 +2,19 @@
 //! shutdown.
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::changes::{self, Applied, Target};
+use crate::config::changes::{self, Applied, ConfigFiles, Target};
 use crate::config::values::Port;
-use crate::config::writer::{AtomicWriter, WriteError};
+use crate::config::writer::WriteError;
 use crate::config::{Invalid, Problem, Settings};
 use crate::http::client::{HttpClient, TrustError};
+use crate::http::server::{self as http_server, Http};
 use crate::media::{Hub, HubLimits};
 use crate::rtmp;
 use crate::rtmp::chunks::GuardLimits;
 use crate::security::Pipeline;
 use crate::security::audit::Audit;
 use crate::security::sessions::Sessions;
+use crate::store::admin::AdminAccount;
 use crate::store::{Datastore, SecurityStore, StoreError};
 use crate::tls::{self, TlsError};
 use std::collections::HashMap;
@@ -20,7 +22,9 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
@@ -90,6 +94,14 @@ struct Listener {
 
 /// The running services, for whoever started them (the daemon, or a test in-process).
 pub struct Services {
+    /// The daemon's clock.
+    pub clock: Arc<dyn Clock>,
+    /// The outbound HTTP client (webhooks, JWKS).
+    pub client: HttpClient,
+    /// The panel's admin account.
+    pub admin: Arc<AdminAccount>,
+    /// When the daemon started.
+    pub started: Instant,
     /// Decides every publish and play.
     pub pipeline: Arc<Pipeline>,
     /// The live streams.
@@ -100,12 +112,12 @@ pub struct Services {
     pub stores: HashMap<String, Arc<Datastore>>,
     /// Where each listener listens, by protocol name (`RTMP`, `RTMPS`, `HTTP`, `HTTPS`).
     pub addresses: Vec<(&'static str, SocketAddr)>,
-    /// Listeners bound but not served yet (HTTP until the REST API arrives).
-    _idle: Vec<TcpListener>,
-    /// The configuration directory, where changes are written (none: embedded defaults).
-    config_dir: Option<PathBuf>,
+    /// The configuration files, where changes are written (none: embedded defaults).
+    config_files: Option<ConfigFiles>,
     /// The settings in force.
     settings: Mutex<Settings>,
+    /// Counts the settings changes, so that what is built from settings knows when to rebuild.
+    generation: AtomicU64,
 }
 
 impl Services {
@@ -113,7 +125,7 @@ impl Services {
     /// applied at once where they can be (the security pipeline and the log level); the answer
     /// names the keys that need a restart. Live sessions are kept.
     pub fn change_settings(&self, target: &Target, values: &[(String, String)]) -> Result<Applied, Invalid> {
-        let Some(dir) = &self.config_dir else {
+        let Some(files) = &self.config_files else {
             let message = "started on embedded defaults (no --config): there is no file to change".to_string();
             return Err(Invalid {
                 problems: vec![Problem { file: PathBuf::new(), line: None, key: None, message }],
@@ -121,11 +133,22 @@ impl Services {
             });
         };
         let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-        let applied = changes::apply(dir, &settings, target, values)?;
+        let applied = changes::apply(files, &settings, target, values)?;
         self.pipeline.reconfigure(&applied.settings, |app| store_of(&self.stores, app));
         log::set_max_level(applied.settings.server.log_level.0);
         *settings = applied.settings.clone();
+        self.generation.fetch_add(1, Ordering::Relaxed);
         Ok(applied)
+    }
+
+    /// How many settings changes were applied since the start.
+    pub fn settings_generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// True when the configuration partition could not be made read-only again after a write.
+    pub fn config_stuck_writable(&self) -> bool {
+        self.config_files.as_ref().is_some_and(ConfigFiles::stuck_writable)
     }
 
     /// The settings in force (restart-needed changes included, as they will be after a restart).
@@ -151,12 +174,13 @@ pub async fn start(
     settings: &Settings,
     config_dir: Option<&Path>,
     clock: Arc<dyn Clock>,
-) -> Result<Services, AppError> {
+) -> Result<Arc<Services>, AppError> {
     let server = &settings.server;
     std::fs::create_dir_all(&server.data_dir)
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
-    if let Some(dir) = config_dir {
-        remove_stale_temps(dir)?;
+    let config_files = config_dir.map(ConfigFiles::new);
+    if let Some(files) = &config_files {
+        remove_stale_temps(files)?;
     }
     let now = clock.unix_secs();
     let mut stores = HashMap::new();
@@ -165,6 +189,8 @@ pub async fn start(
             .map_err(|source| AppError::Store { app: name.clone(), source })?;
         stores.insert(name.clone(), Arc::new(store));
     }
+    let admin = AdminAccount::open(&server.data_dir)
+        .map_err(|source| AppError::Store { app: "the panel's admin account".into(), source })?;
     let pipeline = Arc::new(security_pipeline(settings, &stores)?);
     for line in pipeline.describe() {
         log::info!("security {line}");
@@ -179,7 +205,7 @@ pub async fn start(
         hub: Hub::new(limits),
         sessions: sessions.clone(),
         client: HttpClient::new(server.tls_trust_file.as_deref())?,
-        clock,
+        clock: clock.clone(),
         limits: rtmp::Limits {
             handshake_timeout: server.handshake_timeout.0,
             idle_timeout: server.idle_timeout.0,
@@ -198,32 +224,40 @@ pub async fn start(
 
     let apps: Vec<&str> = settings.apps.keys().map(String::as_str).collect();
     log::info!("rampart {} serving applications: {}", env!("CARGO_PKG_VERSION"), apps.join(", "));
+    let listeners = bind_all(settings).await?;
     let mut addresses = Vec::new();
-    let mut idle = Vec::new();
-    for listener in bind_all(settings).await? {
+    for listener in &listeners {
         let addr = listener.socket.local_addr().map_err(AppError::Listen)?;
         log::info!("{}", describe(listener.protocol, addr, apps.first().copied().unwrap_or_default()));
         addresses.push((listener.protocol, addr));
-        let max = server.rtmp_max_connections as usize;
-        match (listener.protocol, &tls) {
-            ("RTMP", _) => drop(tokio::spawn(rtmp::server::serve(listener.socket, None, max, context.clone()))),
-            ("RTMPS", Some(tls)) => {
-                let acceptor = Some(TlsAcceptor::from(tls.clone()));
-                drop(tokio::spawn(rtmp::server::serve(listener.socket, acceptor, max, context.clone())));
-            }
-            _ => idle.push(listener.socket),
-        }
     }
-    Ok(Services {
+    let services = Arc::new(Services {
+        clock,
+        client: context.client.clone(),
+        admin: Arc::new(admin),
+        started: Instant::now(),
         pipeline,
         hub: context.hub.clone(),
         sessions,
         stores,
         addresses,
-        _idle: idle,
-        config_dir: config_dir.map(Path::to_path_buf),
+        config_files,
         settings: Mutex::new(settings.clone()),
-    })
+        generation: AtomicU64::new(0),
+    });
+    let http = Http::new(services.clone());
+    let acceptor = || tls.clone().map(TlsAcceptor::from);
+    let (rtmp_max, http_max) = (server.rtmp_max_connections as usize, server.http_max_connections as usize);
+    for Listener { protocol, socket } in listeners {
+        let task = match protocol {
+            "RTMP" => tokio::spawn(rtmp::server::serve(socket, None, rtmp_max, context.clone())),
+            "RTMPS" => tokio::spawn(rtmp::server::serve(socket, acceptor(), rtmp_max, context.clone())),
+            "HTTP" => tokio::spawn(http_server::serve(socket, None, http_max, http.clone())),
+            _ => tokio::spawn(http_server::serve(socket, acceptor(), http_max, http.clone())),
+        };
+        drop(task);
+    }
+    Ok(services)
 }
 
 /// The security pipeline over each application's datastore, auditing to the data directory.
@@ -235,9 +269,8 @@ fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore
 }
 
 /// Removes the temporary files a power cut left on the configuration partition.
-fn remove_stale_temps(config_dir: &Path) -> Result<(), AppError> {
-    for dir in [config_dir.to_path_buf(), config_dir.join("apps")].iter().filter(|d| d.is_dir()) {
-        let removed = AtomicWriter::new(dir).remove_stale_temps().map_err(AppError::Config)?;
+fn remove_stale_temps(files: &ConfigFiles) -> Result<(), AppError> {
+    for (dir, removed) in files.remove_stale_temps().map_err(AppError::Config)? {
         if removed > 0 {
             log::warn!("removed {removed} temporary file(s) an interrupted write left in {}", dir.display());
         }

@@ -5,9 +5,8 @@
 
 mod common;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::http_server::{Server, json, response};
+use common::jwk::{RsaKey, b64, compact};
 use common::security::{Fixture, T0, jwt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rampart::config::values::HttpUrl;
@@ -17,26 +16,12 @@ use rampart::security::jwks::{ApiJwt, JwksKeys, MIN_FETCH_GAP, REFRESH_EVERY};
 use rampart::security::jwt::Hs256;
 use rampart::security::{Now, Reason};
 use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair, RsaPublicKeyComponents,
-};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RsaPublicKeyComponents};
 use serde_json::{Value, json as j};
 use std::time::{Duration, Instant};
 
 const API_SECRET: &str = "api-secret-for-the-rest-api";
 const HOUR: u64 = 3600;
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// A compact JWS with this header and these claims, signed by `sign` (for tokens
-/// jsonwebtoken would not make).
-fn compact(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
-    let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
-    let signature = sign(input.as_bytes());
-    format!("{input}.{}", b64(signature))
-}
 
 /// Claims valid from T0 for a month (the JWKS tests move time by hours).
 fn claims() -> Value {
@@ -76,36 +61,6 @@ impl EcKey {
     /// A token signed with this key (ES256) under any header.
     fn sign_as(&self, header: &Value, claims: &Value) -> String {
         compact(header, claims, |input| self.pair.sign(&SystemRandom::new(), input).expect("sign").as_ref().to_vec())
-    }
-}
-
-/// The committed test-only RSA key (tests/vectors/test-rsa-2048.pk8).
-struct RsaKey {
-    kid: String,
-    pair: RsaKeyPair,
-}
-
-impl RsaKey {
-    fn load(kid: &str) -> Self {
-        let der = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/test-rsa-2048.pk8"))
-            .expect("tests/vectors/test-rsa-2048.pk8");
-        RsaKey { kid: kid.into(), pair: RsaKeyPair::from_pkcs8(&der).expect("PKCS#8 RSA key") }
-    }
-
-    fn jwk(&self) -> Value {
-        let public = RsaPublicKeyComponents::<Vec<u8>>::from(self.pair.public());
-        j!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid, "n": b64(&public.n), "e": b64(&public.e)})
-    }
-
-    /// An RS256 token naming this key. Signed with ring directly: jsonwebtoken's RSA signing
-    /// wants PKCS#1, the committed key is PKCS#8.
-    fn token(&self, claims: &Value) -> String {
-        let header = j!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
-        compact(&header, claims, |input| {
-            let mut signature = vec![0; self.pair.public().modulus_len()];
-            self.pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input, &mut signature).expect("RS256 signature");
-            signature
-        })
     }
 }
 

@@ -7,7 +7,7 @@ use common::daemon::{InProcess, Reader, publish};
 use rampart::clock::{Clock, SystemClock};
 use rampart::secrets::Secret;
 use rampart::security::Action::Play;
-use rampart::store::{OneTimeToken, SecurityStore};
+use rampart::store::{Broadcast, OneTimeToken, SecurityStore};
 
 #[test]
 fn a_consumed_token_stays_consumed_across_a_restart() {
@@ -15,7 +15,7 @@ fn a_consumed_token_stays_consumed_across_a_restart() {
     let daemon = InProcess::start("", settings);
     let store = &daemon.services.stores["LiveApp"];
     let now = SystemClock.unix_secs();
-    store.add_stream("cam").unwrap();
+    store.add_broadcast(Broadcast::new("cam", 0)).unwrap();
     for id in ["used-before-restart", "kept-for-later"] {
         let token = OneTimeToken {
             token_id: Secret::new(id.into()),

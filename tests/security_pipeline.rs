@@ -8,7 +8,7 @@ use common::security::{Fixture, STREAM_KEY, T0, jwt, stream_jwt};
 use rampart::secrets::Secret;
 use rampart::security::Action::{Play, Publish};
 use rampart::security::{Decision, Reason};
-use rampart::store::{Subscriber, SubscriberKind};
+use rampart::store::{Broadcast, Subscriber, SubscriberKind};
 use std::time::Duration;
 
 const HOUR: u64 = 3600;
@@ -284,7 +284,7 @@ fn publisher_cidr_and_registered_streams() {
         "allowedPublisherCIDR=203.0.113.0/24\nacceptOnlyStreamsInDataStore=true\nacceptOnlyRoomsInDataStore=true",
         "",
     );
-    f.store.add_stream("registered").unwrap();
+    f.store.add_broadcast(Broadcast::new("registered", 0)).unwrap();
     f.store.add_room("room1").unwrap();
     let from = |peer: &str, stream: &str| outcome(f.decide(f.request(Publish, stream, "", peer)));
     assert_eq!(from("203.0.113.7", "registered"), Ok(vec![]));
@@ -339,7 +339,7 @@ acceptOnlyRoomsInDataStore=true
 #[test]
 fn maximum_security_combination() {
     let f = Fixture::new(MAXIMUM_SECURITY, "");
-    f.store.add_stream("cam").unwrap();
+    f.store.add_broadcast(Broadcast::new("cam", 0)).unwrap();
     let exp = T0 + HOUR;
     let jwt_pub = stream_jwt("cam", Publish, exp);
     let publish = |peer: &str, query: String| outcome(f.decide(f.request(Publish, "cam", &query, peer)));

@@ -6,7 +6,7 @@ mod common;
 
 use common::ConfigDir;
 use common::daemon::{InProcess, Reader, publish};
-use rampart::config::changes::{Target, apply};
+use rampart::config::changes::{ConfigFiles, Target, apply};
 use rampart::config::{self, Settings};
 
 const HAND_WRITTEN: &str = "# Field box 17, edited by Ana\n\
@@ -33,7 +33,7 @@ fn a_change_keeps_comments_and_order_and_loads_back() {
         ("timeTokenPeriod", "60"),
         ("allowedPublisherCIDR", "10.0.0.0/8"),
     ]);
-    let applied = apply(dir.path(), &current, &Target::App("LiveApp".into()), &values).unwrap();
+    let applied = apply(&ConfigFiles::new(dir.path()), &current, &Target::App("LiveApp".into()), &values).unwrap();
     assert!(applied.restart_needed.is_empty(), "application settings apply live");
 
     let text = std::fs::read_to_string(dir.file("apps/LiveApp.properties")).unwrap();
@@ -61,17 +61,27 @@ fn a_change_that_fails_its_checks_changes_nothing() {
     let before = std::fs::read(dir.file("apps/LiveApp.properties")).unwrap();
     let app = Target::App("LiveApp".into());
 
-    let err = apply(dir.path(), &current, &app, &pairs(&[("timeTokenPeriod", "5")])).unwrap_err().to_string();
+    let err = apply(&ConfigFiles::new(dir.path()), &current, &app, &pairs(&[("timeTokenPeriod", "5")]))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.ends_with("LiveApp.properties:6: timeTokenPeriod: \"5\": expected a whole number from 10 to 600"),
         "{err}"
     );
-    let err = apply(dir.path(), &current, &app, &pairs(&[("hashControlPlayEnabled", "true")])).unwrap_err().to_string();
+    let err = apply(&ConfigFiles::new(dir.path()), &current, &app, &pairs(&[("hashControlPlayEnabled", "true")]))
+        .unwrap_err()
+        .to_string();
     assert!(err.ends_with("hashControlPlayEnabled: is true but tokenHashSecret is not set"), "{err}");
-    let err = apply(dir.path(), &current, &app, &pairs(&[("noSuchKey", "1")])).unwrap_err().to_string();
-    assert!(err.ends_with("LiveApp.properties: noSuchKey: unknown setting"), "{err}");
     let err =
-        apply(dir.path(), &current, &Target::App("Nope".into()), &pairs(&[("ipFilterEnabled", "true")])).unwrap_err();
+        apply(&ConfigFiles::new(dir.path()), &current, &app, &pairs(&[("noSuchKey", "1")])).unwrap_err().to_string();
+    assert!(err.ends_with("LiveApp.properties: noSuchKey: unknown setting"), "{err}");
+    let err = apply(
+        &ConfigFiles::new(dir.path()),
+        &current,
+        &Target::App("Nope".into()),
+        &pairs(&[("ipFilterEnabled", "true")]),
+    )
+    .unwrap_err();
     assert!(err.to_string().ends_with("Nope.properties: no such application"), "{err}");
 
     assert_eq!(std::fs::read(dir.file("apps/LiveApp.properties")).unwrap(), before, "the file is untouched");
@@ -83,7 +93,7 @@ fn listener_changes_need_a_restart() {
     let dir = ConfigDir::new().server("logLevel=INFO\n");
     let current = loaded(&dir);
     let values = pairs(&[("rtmp.port", "1940"), ("logLevel", "WARN"), ("server.lockoutFailures", "5")]);
-    let applied = apply(dir.path(), &current, &Target::Server, &values).unwrap();
+    let applied = apply(&ConfigFiles::new(dir.path()), &current, &Target::Server, &values).unwrap();
     assert_eq!(applied.restart_needed, vec!["rtmp.port"]);
 }
 

@@ -5,9 +5,47 @@
 //! changes nothing.
 
 use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
-use super::writer::AtomicWriter;
+use super::mount::Remount;
+use super::writer::{AtomicWriter, RealFs, WriteError};
 use super::{Invalid, Problem, Settings, check_app_text, check_server_text, properties};
 use std::path::{Path, PathBuf};
+
+/// The configuration directory's writers: `server.properties` in it and `apps/` below it share
+/// the partition, so they share its remount, and whether it was left writable.
+pub struct ConfigFiles {
+    dir: PathBuf,
+    remount: Remount,
+    server: AtomicWriter,
+    apps: AtomicWriter,
+}
+
+impl ConfigFiles {
+    /// The writers of `config_dir`, remounting it around writes when it is a read-only mount.
+    pub fn new(config_dir: &Path) -> Self {
+        let remount = Remount::for_dir(config_dir);
+        let writer = |dir: PathBuf| AtomicWriter::with_fs(&dir, RealFs, remount.clone());
+        ConfigFiles {
+            dir: config_dir.to_path_buf(),
+            server: writer(config_dir.to_path_buf()),
+            apps: writer(config_dir.join("apps")),
+            remount,
+        }
+    }
+
+    /// True when a remount back to read-only failed and the partition is writable now.
+    pub fn stuck_writable(&self) -> bool {
+        self.remount.stuck_writable()
+    }
+
+    /// Removes the temporary files an interrupted write left; how many, in which directory.
+    pub fn remove_stale_temps(&self) -> Result<Vec<(PathBuf, usize)>, WriteError> {
+        let mut removed = Vec::new();
+        for writer in [&self.server, &self.apps].into_iter().filter(|w| w.dir().is_dir()) {
+            removed.push((writer.dir().to_path_buf(), writer.remove_stale_temps()?));
+        }
+        Ok(removed)
+    }
+}
 
 /// Which file a change is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,26 +69,20 @@ pub struct Applied {
 
 /// Sets `values` (key, properties text) in the file of `target` under `config_dir`.
 pub fn apply(
-    config_dir: &Path,
+    files: &ConfigFiles,
     current: &Settings,
     target: &Target,
     values: &[(String, String)],
 ) -> Result<Applied, Invalid> {
-    let (dir, name, table) = match target {
-        Target::Server => (config_dir.to_path_buf(), "server.properties".to_string(), SERVER_KEYS),
-        Target::App(app) if current.apps.contains_key(app) => {
-            (config_dir.join("apps"), format!("{app}.properties"), APP_KEYS)
-        }
+    let (writer, name, table) = match target {
+        Target::Server => (&files.server, "server.properties".to_string(), SERVER_KEYS),
+        Target::App(app) if current.apps.contains_key(app) => (&files.apps, format!("{app}.properties"), APP_KEYS),
         Target::App(app) => {
-            return Err(invalid(
-                config_dir.join("apps").join(format!("{app}.properties")),
-                None,
-                "no such application",
-            ));
+            return Err(invalid(files.dir.join("apps").join(format!("{app}.properties")), None, "no such application"));
         }
     };
+    let dir = writer.dir().to_path_buf();
     let path = dir.join(&name);
-    let writer = AtomicWriter::new(&dir);
     let old = match writer.load(&name) {
         Ok(loaded) => String::from_utf8_lossy(loaded.as_ref().map_or(&[][..], |f| f.body())).into_owned(),
         Err(e) => return Err(invalid(path, None, &e.to_string())),

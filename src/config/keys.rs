@@ -155,6 +155,8 @@ settings_table! {
         jwt_server_secret_key: Secret<String> = "server.jwtServerSecretKey", default "";
         /// Networks allowed to reach the web panel and server REST API (the default, everyone, is weak: restrict it).
         allowed_dashboard_cidr: CidrList = "server.allowed_dashboard_CIDR", default "0.0.0.0/0";
+        /// Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer's address is the client's).
+        trusted_proxy_cidr: CidrList = "server.trustedProxyCIDR", default "";
         /// URL that receives the box's status reports (empty: none).
         server_status_webhook_url: Option<HttpUrl> = "server.serverStatusWebHookURL", default "";
     }

@@ -1,3 +1,18 @@
-//! HTTP: the outbound client (webhooks, JWKS); the REST API, panel and WHIP/WHEP server follow.
+//! HTTP: the REST API (Ant Media Server's paths and shapes), the web panel, and the outbound
+//! client for webhooks and JWKS. Every request passes a gate first ([`gate`]): the dashboard
+//! CIDR and a login or server JWT for the panel and server API, remoteAllowedCIDR and the app
+//! JWT for an application's API.
 
+// Handlers return `Result<Reply, Reply>`: the error is the refusal to send, built once per
+// request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod app_api;
 pub mod client;
+mod gate;
+mod headers;
+mod login;
+mod panel;
+mod reply;
+pub mod server;
+mod server_api;

@@ -7,6 +7,7 @@ use super::flv::Codec;
 use super::{Frame, MediaKind};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -68,12 +69,13 @@ type Key = (String, String);
 pub struct Hub {
     streams: Mutex<HashMap<Key, Arc<Live>>>,
     limits: HubLimits,
+    bytes_received: AtomicU64,
 }
 
 impl Hub {
     /// An empty hub.
     pub fn new(limits: HubLimits) -> Arc<Self> {
-        Arc::new(Hub { streams: Mutex::new(HashMap::new()), limits })
+        Arc::new(Hub { streams: Mutex::new(HashMap::new()), limits, bytes_received: AtomicU64::new(0) })
     }
 
     /// Starts publishing `app/stream`; dropping the [`Publisher`] ends the stream.
@@ -103,6 +105,11 @@ impl Hub {
         statuses
     }
 
+    /// Media payload bytes received from every publisher since the start.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
+    }
+
     fn remove(&self, live: &Arc<Live>) {
         let mut streams = lock(&self.streams);
         if streams.get(&live.key).is_some_and(|current| Arc::ptr_eq(current, live)) {
@@ -120,6 +127,7 @@ pub struct Publisher {
 impl Publisher {
     /// Hands a frame to every reader (and the GOP cache) without waiting for any of them.
     pub fn send(&self, frame: Frame) {
+        self.hub.bytes_received.fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
         self.live.send(Arc::new(frame));
     }
 }

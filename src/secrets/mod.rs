@@ -57,6 +57,16 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// `bytes` random bytes from the system's generator, as URL-safe base64 without padding (for
+/// tokens, session ids and stream ids); `None` if the system has no randomness to give.
+pub fn random_token(bytes: usize) -> Option<String> {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut buf = vec![0u8; bytes];
+    ring::rand::SystemRandom::new().fill(&mut buf).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! credential: the reason names what failed, never the value.
 
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
@@ -13,6 +13,8 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Events the in-memory ring keeps for the panel.
 pub const RING_EVENTS: usize = 1000;
+/// Distinct (outcome, action, reason) counters kept for the metrics; further ones count as `other`.
+pub const MAX_COUNTERS: usize = 256;
 
 /// One decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,7 +27,7 @@ pub struct AuditEvent {
     pub protocol: &'static str,
     /// The application.
     pub app: String,
-    /// The stream (empty for API calls).
+    /// The stream; for an API call, its method and path.
     pub stream: String,
     /// The peer's address.
     pub peer_ip: IpAddr,
@@ -66,12 +68,13 @@ impl AuditFile {
 pub struct Audit {
     ring: Mutex<VecDeque<AuditEvent>>,
     file: Option<Mutex<AuditFile>>,
+    counts: Mutex<BTreeMap<(bool, &'static str, String), u64>>,
 }
 
 impl Audit {
     /// A trail kept in memory only (tests, benchmarks).
     pub fn in_memory() -> Self {
-        Audit { ring: Mutex::new(VecDeque::with_capacity(RING_EVENTS)), file: None }
+        Audit { ring: Mutex::new(VecDeque::with_capacity(RING_EVENTS)), file: None, counts: Mutex::default() }
     }
 
     /// A trail that also appends to `data_dir/audit.log`, rotated past `max_bytes`.
@@ -101,11 +104,24 @@ impl Audit {
                 log::error!("audit log not written: {e}");
             }
         }
+        {
+            let mut counts = lock(&self.counts);
+            let mut key = (event.allowed, event.action, event.reason.clone());
+            if counts.len() >= MAX_COUNTERS && !counts.contains_key(&key) {
+                key.2 = "other".into();
+            }
+            *counts.entry(key).or_default() += 1;
+        }
         let mut ring = lock(&self.ring);
         if ring.len() == RING_EVENTS {
             ring.pop_front();
         }
         ring.push_back(event);
+    }
+
+    /// How many decisions were made, by (allowed, action, reason), since the start.
+    pub fn counts(&self) -> Vec<((bool, &'static str, String), u64)> {
+        lock(&self.counts).iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     /// The events in memory, oldest first.

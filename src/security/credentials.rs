@@ -28,18 +28,15 @@ impl Credentials {
     /// Reads the credentials in a URL query (`a=b&c=d`, percent-encoded); other names are ignored.
     /// A name given twice keeps its first value.
     pub fn from_query(query: &str) -> Self {
-        let query = query.strip_prefix('?').unwrap_or(query);
         let mut credentials = Credentials::default();
-        for pair in truncate(query, MAX_QUERY_BYTES).split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
+        for (name, value) in query_pairs(query) {
             if value.is_empty() {
                 continue;
             }
             let slot_secret = |slot: &mut Option<Secret<String>>| {
                 slot.get_or_insert_with(|| Secret::new(value.clone()));
             };
-            match percent_decode(name).as_str() {
+            match name.as_str() {
                 "token" => slot_secret(&mut credentials.token),
                 "hash" => slot_secret(&mut credentials.hash),
                 "jwt" => slot_secret(&mut credentials.jwt),
@@ -64,6 +61,16 @@ impl Credentials {
         }
         self
     }
+}
+
+/// The name and value pairs of a URL query (`a=b&c=d`, a leading `?` allowed), percent-decoded,
+/// in order; the query is cut at [`MAX_QUERY_BYTES`].
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    truncate(query, MAX_QUERY_BYTES).split('&').map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(name), percent_decode(value))
+    })
 }
 
 /// The token of an `Authorization` header: `Bearer <token>` (any case) or the bare token.

@@ -69,6 +69,12 @@ impl Sessions {
         self.revoke(|e| e.app == app && e.stream == stream && e.subscriber.as_deref() == Some(subscriber))
     }
 
+    /// Ends every session of `app/stream`, its publisher's and its players' (the stream was
+    /// stopped or deleted); returns how many.
+    pub fn end_stream(&self, app: &str, stream: &str) -> usize {
+        self.revoke(|e| e.app == app && e.stream == stream)
+    }
+
     /// Sessions known now.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -119,5 +125,6 @@ mod tests {
         let _a = sessions.register("LiveApp", "s1", &grant);
         assert_eq!(sessions.block_subscriber("LiveApp", "s1", "cam1"), 1);
         assert_eq!(sessions.block_subscriber("LiveApp", "s2", "cam1"), 0);
+        assert_eq!(sessions.end_stream("LiveApp", "s1"), 1);
     }
 }

@@ -1,15 +1,38 @@
-//! The datastore the security pipeline reads: registered streams and rooms, one-time tokens and
-//! TOTP subscribers, one store per application, kept on the data partition through the atomic
-//! writer so that a consumed one-time token stays consumed across restarts and power cuts.
+//! The datastore the security pipeline reads: registered broadcasts and rooms, one-time tokens
+//! and TOTP subscribers, one store per application, kept on the data partition through the atomic
+//! writer so that a consumed one-time token stays consumed across restarts and power cuts. The
+//! panel's admin account is kept beside them ([`admin`]).
 
+pub mod admin;
 mod snapshot;
 
 use crate::config::writer::AtomicWriter;
 use crate::secrets::{Secret, ct_eq};
 use crate::security::Action;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+
+/// A registered stream, with the fields of Ant Media Server's Broadcast object that rampart
+/// keeps. Whether it is live is the hub's to say, not the store's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broadcast {
+    /// The stream's id, as publishers and players name it.
+    pub stream_id: String,
+    /// A name for people.
+    pub name: String,
+    /// AMS's broadcast type: `liveStream` (the only kind rampart makes).
+    pub kind: String,
+    /// When it was registered, unix milliseconds (AMS's `date`).
+    pub created_ms: u64,
+}
+
+impl Broadcast {
+    /// A live stream `stream_id`, named after itself, registered at `created_ms`.
+    pub fn new(stream_id: &str, created_ms: u64) -> Self {
+        Broadcast { stream_id: stream_id.into(), name: stream_id.into(), kind: "liveStream".into(), created_ms }
+    }
+}
 
 /// A one-time token: good for one publish or play of one stream until it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +61,22 @@ pub enum SubscriberKind {
 }
 
 impl SubscriberKind {
+    /// The kind's name in the API and the store: `publish`, `play` or `publish_play`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubscriberKind::Publish => "publish",
+            SubscriberKind::Play => "play",
+            SubscriberKind::PublishPlay => "publish_play",
+        }
+    }
+
+    /// The kind named `name` (see [`SubscriberKind::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [SubscriberKind::Publish, SubscriberKind::Play, SubscriberKind::PublishPlay]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+
     /// Whether this kind covers `action`.
     pub fn allows(self, action: Action) -> bool {
         matches!(
@@ -88,6 +127,12 @@ pub enum StoreError {
     /// The data partition could not be written or read.
     #[error("the datastore cannot be written: {0}")]
     Io(String),
+    /// The request cannot be kept as it is.
+    #[error("{0}")]
+    Unfit(&'static str),
+    /// A record with this id exists already.
+    #[error("{0} {1:?} exists already")]
+    Exists(&'static str, String),
     /// A store file exists but cannot be read back.
     #[error("{0} cannot be read: {1}")]
     Corrupt(String, String),
@@ -112,8 +157,8 @@ pub const STORE_LIMIT: usize = 10_000;
 
 #[derive(Default, Clone)]
 struct Records {
-    streams: HashSet<String>,
-    rooms: HashSet<String>,
+    broadcasts: HashMap<String, Broadcast>,
+    rooms: BTreeSet<String>,
     tokens: HashMap<String, OneTimeToken>,
     subscribers: HashMap<(String, String), Subscriber>,
 }
@@ -166,22 +211,59 @@ impl Datastore {
         Ok(result)
     }
 
-    /// Registers a stream.
-    pub fn add_stream(&self, stream_id: &str) -> Result<(), StoreError> {
+    /// Registers a broadcast; a taken stream id is refused.
+    pub fn add_broadcast(&self, broadcast: Broadcast) -> Result<(), StoreError> {
         self.change(|r| {
-            bounded(r.streams.len(), "streams")?;
-            r.streams.insert(stream_id.to_string());
+            if r.broadcasts.contains_key(&broadcast.stream_id) {
+                return Err(StoreError::Exists("stream", broadcast.stream_id));
+            }
+            bounded(r.broadcasts.len(), "broadcasts")?;
+            r.broadcasts.insert(broadcast.stream_id.clone(), broadcast);
             Ok(())
         })
     }
 
-    /// Registers a conference room.
+    /// The broadcast `stream_id`, if registered.
+    pub fn broadcast(&self, stream_id: &str) -> Option<Broadcast> {
+        self.lock().broadcasts.get(stream_id).cloned()
+    }
+
+    /// A page of the broadcasts, oldest first.
+    pub fn broadcasts(&self, offset: usize, size: usize) -> Vec<Broadcast> {
+        let mut all: Vec<Broadcast> = self.lock().broadcasts.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_ms, &a.stream_id).cmp(&(b.created_ms, &b.stream_id)));
+        all.into_iter().skip(offset).take(size).collect()
+    }
+
+    /// Removes a broadcast with its tokens and subscribers; false when it was not registered.
+    pub fn delete_broadcast(&self, stream_id: &str) -> Result<bool, StoreError> {
+        self.change(|r| {
+            r.tokens.retain(|_, t| t.stream_id != stream_id);
+            r.subscribers.retain(|(stream, _), _| stream != stream_id);
+            Ok(r.broadcasts.remove(stream_id).is_some())
+        })
+    }
+
+    /// Registers a conference room; a taken room id is refused.
     pub fn add_room(&self, room_id: &str) -> Result<(), StoreError> {
         self.change(|r| {
+            if r.rooms.contains(room_id) {
+                return Err(StoreError::Exists("room", room_id.to_string()));
+            }
             bounded(r.rooms.len(), "rooms")?;
             r.rooms.insert(room_id.to_string());
             Ok(())
         })
+    }
+
+    /// A page of the room ids, in order.
+    pub fn rooms(&self, offset: usize, size: usize) -> Vec<String> {
+        self.lock().rooms.iter().skip(offset).take(size).cloned().collect()
+    }
+
+    /// Removes a room; false when it was not registered.
+    pub fn delete_room(&self, room_id: &str) -> Result<bool, StoreError> {
+        self.change(|r| Ok(r.rooms.remove(room_id)))
     }
 
     /// Adds a one-time token; expired tokens are pruned first to make room.
@@ -216,6 +298,42 @@ impl Datastore {
             Ok(())
         })
     }
+
+    /// A page of the subscribers of `stream_id`, by id.
+    pub fn subscribers(&self, stream_id: &str, offset: usize, size: usize) -> Vec<Subscriber> {
+        let records = self.lock();
+        let mut of_stream: Vec<&Subscriber> =
+            records.subscribers.values().filter(|s| s.stream_id == stream_id).collect();
+        of_stream.sort_by(|a, b| a.subscriber_id.cmp(&b.subscriber_id));
+        of_stream.into_iter().skip(offset).take(size).cloned().collect()
+    }
+
+    /// Removes a subscriber; false when it was not registered.
+    pub fn delete_subscriber(&self, stream_id: &str, subscriber_id: &str) -> Result<bool, StoreError> {
+        self.change(|r| Ok(r.subscribers.remove(&(stream_id.to_string(), subscriber_id.to_string())).is_some()))
+    }
+
+    /// Blocks a subscriber from `actions` until `until` (unix seconds); false when not registered.
+    pub fn block_subscriber(
+        &self,
+        stream_id: &str,
+        subscriber_id: &str,
+        actions: SubscriberKind,
+        until: u64,
+    ) -> Result<bool, StoreError> {
+        self.change(|r| {
+            let Some(s) = r.subscribers.get_mut(&(stream_id.to_string(), subscriber_id.to_string())) else {
+                return Ok(false);
+            };
+            if actions.allows(Action::Publish) {
+                s.blocked_publish_until = until;
+            }
+            if actions.allows(Action::Play) {
+                s.blocked_play_until = until;
+            }
+            Ok(true)
+        })
+    }
 }
 
 fn bounded(len: usize, what: &'static str) -> Result<(), StoreError> {
@@ -224,7 +342,7 @@ fn bounded(len: usize, what: &'static str) -> Result<(), StoreError> {
 
 impl SecurityStore for Datastore {
     fn stream_registered(&self, stream_id: &str) -> bool {
-        self.lock().streams.contains(stream_id)
+        self.lock().broadcasts.contains_key(stream_id)
     }
 
     fn room_registered(&self, room_id: &str) -> bool {
@@ -290,7 +408,7 @@ mod tests {
     fn a_persistent_store_keeps_everything_across_opens() {
         let dir = tempfile::tempdir().unwrap();
         let store = Datastore::open(dir.path(), "LiveApp", 0).unwrap();
-        store.add_stream("cam").unwrap();
+        store.add_broadcast(Broadcast::new("cam", 1_000)).unwrap();
         store.add_room("room1").unwrap();
         store.add_token(token("kept", 100), 0).unwrap();
         store.add_token(token("used", 100), 0).unwrap();
@@ -311,6 +429,7 @@ mod tests {
 
         let reopened = Datastore::open(dir.path(), "LiveApp", 30).unwrap();
         assert!(reopened.stream_registered("cam") && reopened.room_registered("room1"));
+        assert_eq!(reopened.broadcast("cam"), Some(Broadcast::new("cam", 1_000)));
         assert!(reopened.one_time_token("kept").is_some());
         assert!(reopened.one_time_token("used").is_none(), "a consumed token stays consumed");
         assert!(reopened.one_time_token("stale").is_none(), "expired tokens are pruned");
@@ -328,7 +447,7 @@ mod tests {
         store.add_token(token("t1", 100), 0).unwrap();
         let data = dir.path().to_path_buf();
         std::fs::remove_dir_all(&data).unwrap();
-        assert!(matches!(store.add_stream("cam"), Err(StoreError::Io(_))));
+        assert!(matches!(store.add_broadcast(Broadcast::new("cam", 0)), Err(StoreError::Io(_))));
         assert!(!store.stream_registered("cam"));
         assert!(!store.consume_one_time_token("t1"), "not consumed when that cannot be made durable");
         assert!(store.one_time_token("t1").is_some());
@@ -352,5 +471,56 @@ mod tests {
         assert_eq!(store.delete_tokens("s1"), Ok(1));
         assert!(store.one_time_token("a").is_none());
         assert!(store.one_time_token("b").is_some());
+    }
+
+    #[test]
+    fn a_taken_stream_id_is_refused_and_the_first_kept() {
+        let store = Datastore::in_memory();
+        store.add_broadcast(Broadcast::new("cam", 1)).unwrap();
+        let mut again = Broadcast::new("cam", 2);
+        again.name = "other".into();
+        assert_eq!(store.add_broadcast(again), Err(StoreError::Exists("stream", "cam".into())));
+        assert_eq!(store.broadcast("cam").map(|b| b.created_ms), Some(1));
+        assert_eq!(store.add_room("r"), Ok(()));
+        assert_eq!(store.add_room("r"), Err(StoreError::Exists("room", "r".into())));
+    }
+
+    #[test]
+    fn broadcasts_page_oldest_first_and_leave_with_their_tokens() {
+        let store = Datastore::in_memory();
+        for (id, at) in [("c", 3), ("a", 1), ("b", 2)] {
+            store.add_broadcast(Broadcast::new(id, at)).unwrap();
+        }
+        let ids = |v: Vec<Broadcast>| v.into_iter().map(|b| b.stream_id).collect::<Vec<_>>();
+        assert_eq!(ids(store.broadcasts(0, 2)), ["a", "b"]);
+        assert_eq!(ids(store.broadcasts(2, 10)), ["c"]);
+        let mut t = token("t", 100);
+        t.stream_id = "a".into();
+        store.add_token(t, 0).unwrap();
+        assert_eq!(store.delete_broadcast("a"), Ok(true));
+        assert_eq!(store.delete_broadcast("a"), Ok(false));
+        assert!(store.one_time_token("t").is_none(), "a deleted broadcast's tokens go with it");
+    }
+
+    #[test]
+    fn blocking_a_subscriber_blocks_only_the_actions_named() {
+        let store = Datastore::in_memory();
+        let subscriber = Subscriber {
+            subscriber_id: "cam1".into(),
+            stream_id: "s1".into(),
+            secret: Secret::new(vec![1; 20]),
+            kind: SubscriberKind::PublishPlay,
+            period: None,
+            blocked_publish_until: 0,
+            blocked_play_until: 0,
+        };
+        store.put_subscriber(subscriber).unwrap();
+        assert_eq!(store.block_subscriber("s1", "cam1", SubscriberKind::Play, 50), Ok(true));
+        assert_eq!(store.block_subscriber("s1", "nobody", SubscriberKind::Play, 50), Ok(false));
+        let s = store.subscriber("s1", "cam1").unwrap();
+        assert!(s.blocked(Action::Play, 49) && !s.blocked(Action::Play, 50) && !s.blocked(Action::Publish, 0));
+        assert_eq!(store.subscribers("s1", 0, 10).len(), 1);
+        assert_eq!(store.delete_subscriber("s1", "cam1"), Ok(true));
+        assert!(store.subscribers("s1", 0, 10).is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! The datastore as a JSON document on the data partition. Token ids and subscriber keys are
 //! stored as they are: the data partition is the box's own, and the panel never shows them.
 
-use super::{OneTimeToken, Records, Subscriber, SubscriberKind};
+use super::{Broadcast, OneTimeToken, Records, Subscriber, SubscriberKind};
 use crate::secrets::Secret;
 use crate::security::Action;
 use base64::Engine as _;
@@ -10,10 +10,18 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Default)]
 struct Snapshot {
-    streams: Vec<String>,
+    broadcasts: Vec<BroadcastRecord>,
     rooms: Vec<String>,
     tokens: Vec<TokenRecord>,
     subscribers: Vec<SubscriberRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BroadcastRecord {
+    stream_id: String,
+    name: String,
+    kind: String,
+    created_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,7 +47,16 @@ struct SubscriberRecord {
 /// The records as JSON, sorted so that equal records make equal files.
 pub(super) fn encode(records: &Records) -> Vec<u8> {
     let mut snapshot = Snapshot {
-        streams: records.streams.iter().cloned().collect(),
+        broadcasts: records
+            .broadcasts
+            .values()
+            .map(|b| BroadcastRecord {
+                stream_id: b.stream_id.clone(),
+                name: b.name.clone(),
+                kind: b.kind.clone(),
+                created_ms: b.created_ms,
+            })
+            .collect(),
         rooms: records.rooms.iter().cloned().collect(),
         tokens: records
             .tokens
@@ -59,15 +76,14 @@ pub(super) fn encode(records: &Records) -> Vec<u8> {
                 subscriber_id: s.subscriber_id.clone(),
                 stream_id: s.stream_id.clone(),
                 secret_base64: STANDARD.encode(s.secret.expose()),
-                kind: kind_name(s.kind).to_string(),
+                kind: s.kind.name().to_string(),
                 period: s.period,
                 blocked_publish_until: s.blocked_publish_until,
                 blocked_play_until: s.blocked_play_until,
             })
             .collect(),
     };
-    snapshot.streams.sort();
-    snapshot.rooms.sort();
+    snapshot.broadcasts.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
     snapshot.tokens.sort_by(|a, b| a.token_id.cmp(&b.token_id));
     snapshot.subscribers.sort_by(|a, b| (&a.stream_id, &a.subscriber_id).cmp(&(&b.stream_id, &b.subscriber_id)));
     serde_json::to_vec_pretty(&snapshot).unwrap_or_default()
@@ -77,7 +93,15 @@ pub(super) fn encode(records: &Records) -> Vec<u8> {
 pub(super) fn decode(bytes: &[u8], now: u64) -> Result<Records, String> {
     let snapshot: Snapshot = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut records = Records {
-        streams: snapshot.streams.into_iter().collect(),
+        broadcasts: snapshot
+            .broadcasts
+            .into_iter()
+            .map(|b| {
+                let broadcast =
+                    Broadcast { stream_id: b.stream_id, name: b.name, kind: b.kind, created_ms: b.created_ms };
+                (broadcast.stream_id.clone(), broadcast)
+            })
+            .collect(),
         rooms: snapshot.rooms.into_iter().collect(),
         ..Records::default()
     };
@@ -93,7 +117,7 @@ pub(super) fn decode(bytes: &[u8], now: u64) -> Result<Records, String> {
         records.tokens.insert(token.token_id.expose().clone(), token);
     }
     for s in snapshot.subscribers {
-        let kind = subscriber_kind(&s.kind).ok_or_else(|| format!("subscriber kind {:?}", s.kind))?;
+        let kind = SubscriberKind::from_name(&s.kind).ok_or_else(|| format!("subscriber kind {:?}", s.kind))?;
         let secret = STANDARD.decode(&s.secret_base64).map_err(|_| format!("subscriber {} key", s.subscriber_id))?;
         let subscriber = Subscriber {
             subscriber_id: s.subscriber_id,
@@ -115,18 +139,4 @@ fn action(name: &str) -> Option<Action> {
         "play" => Some(Action::Play),
         _ => None,
     }
-}
-
-fn kind_name(kind: SubscriberKind) -> &'static str {
-    match kind {
-        SubscriberKind::Publish => "publish",
-        SubscriberKind::Play => "play",
-        SubscriberKind::PublishPlay => "publish_play",
-    }
-}
-
-fn subscriber_kind(name: &str) -> Option<SubscriberKind> {
-    [SubscriberKind::Publish, SubscriberKind::Play, SubscriberKind::PublishPlay]
-        .into_iter()
-        .find(|k| kind_name(*k) == name)
 }

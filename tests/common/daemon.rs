@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// A daemon running in this process; dropping it stops it.
 pub struct InProcess {
-    pub services: Services,
+    pub services: Arc<Services>,
     pub config: ConfigDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,

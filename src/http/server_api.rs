@@ -1,0 +1,350 @@
+//! The server REST API under `/rest/v2`: the admin account and logins, settings (read and
+//! written through the atomic writer, secrets shown only as set or not), the security events,
+//! live streams, Prometheus metrics and the system's status.
+
+use super::login::set_cookie;
+use super::reply::{Reply, failure, json, not_found, parse_body, query_param, success, with_body};
+use super::server::{Call, Http, audit, refuse};
+use crate::config::changes::Target;
+use crate::config::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
+use crate::config::values::{Port, SettingValue};
+use crate::config::{Invalid, Problem};
+use crate::store::StoreError;
+use http::{Method, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
+
+/// Most security events one answer holds.
+pub const MAX_EVENTS: usize = 1000;
+
+/// Whether the call may be made without a login: the first-start and login calls.
+pub fn is_open(method: &Method, rest: &[&str]) -> bool {
+    matches!(
+        (method.as_str(), rest),
+        ("GET", ["first-login-status"]) | ("POST", ["users", "initial" | "authenticate" | "logout"])
+    )
+}
+
+/// Answers `rest` (the path after `/rest/v2/`).
+pub async fn handle(call: &Call, rest: &[&str], http: &Http) -> Reply {
+    let result = match (call.method.as_str(), rest) {
+        ("GET", ["first-login-status"]) => Ok(first_login_status(http)),
+        ("POST", ["users", "initial"]) => create_admin(call, http).await,
+        ("POST", ["users", "authenticate"]) => authenticate(call, http).await,
+        ("POST", ["users", "logout"]) => Ok(logout(call, http)),
+        ("GET", ["users", "session"]) => Ok(session(call, http)),
+        ("GET", ["applications"]) => Ok(applications(http)),
+        ("GET", ["settings-schema"]) => Ok(schema()),
+        ("GET", ["server-settings"]) => {
+            Ok(json(StatusCode::OK, &settings_json(&http.services.settings().server.rendered())))
+        }
+        ("PUT", ["server-settings"]) => change_settings(call, Target::Server, SERVER_KEYS, http),
+        ("GET", ["applications", "settings", app]) => app_settings(app, http),
+        ("PUT", ["applications", "settings", app]) => {
+            change_settings(call, Target::App(app.to_string()), APP_KEYS, http)
+        }
+        ("GET", ["security-events"]) => Ok(security_events(call, http)),
+        ("GET", ["live-streams"]) => Ok(live_streams(http)),
+        ("DELETE", ["live-streams", app, stream]) => Ok(stop_stream(call, app, stream, http)),
+        ("GET", ["metrics"]) => Ok(metrics(http)),
+        ("GET", ["system-status"]) => Ok(system_status(http)),
+        _ => Err(not_found()),
+    };
+    result.unwrap_or_else(|refusal| refusal)
+}
+
+type Answer = Result<Reply, Reply>;
+
+#[derive(Deserialize)]
+struct UserPassword {
+    #[serde(alias = "username")]
+    email: String,
+    password: String,
+}
+
+fn first_login_status(http: &Http) -> Reply {
+    let first = http.services.admin.username().is_none();
+    json(StatusCode::OK, &json!({ "success": first, "firstLogin": first }))
+}
+
+/// Creates the admin account at first start, and logs it in.
+async fn create_admin(call: &Call, http: &Http) -> Answer {
+    let user: UserPassword = parse_body(&call.body)?;
+    let admin = http.services.admin.clone();
+    let name = user.email.clone();
+    let created = tokio::task::spawn_blocking(move || admin.create(&user.email, &user.password))
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Io("the password hash could not be made".into())));
+    match created {
+        Ok(()) => {
+            audit(call, "", true, &format!("admin account {name:?} created"), http);
+            open_login(call, http)
+        }
+        Err(e @ StoreError::Exists(..)) => Err(refuse(call, "", StatusCode::FORBIDDEN, &e.to_string(), http)),
+        Err(e) => Err(failure(StatusCode::BAD_REQUEST, e)),
+    }
+}
+
+async fn authenticate(call: &Call, http: &Http) -> Answer {
+    let user: UserPassword = parse_body(&call.body)?;
+    let now = http.now().instant;
+    if let Some(left) = http.logins.locked_for(now) {
+        let why = format!("account locked after repeated failed logins; try again in {} s", left.as_secs() + 1);
+        return Err(refuse(call, "", StatusCode::FORBIDDEN, &why, http));
+    }
+    let admin = http.services.admin.clone();
+    let valid = tokio::task::spawn_blocking(move || admin.verify(&user.email, &user.password)).await.unwrap_or(false);
+    if !valid {
+        let locked = http.logins.failed(now);
+        let why = if locked { "wrong user name or password; account locked" } else { "wrong user name or password" };
+        return Err(refuse(call, "", StatusCode::UNAUTHORIZED, why, http));
+    }
+    audit(call, "", true, "logged in", http);
+    open_login(call, http)
+}
+
+fn open_login(call: &Call, http: &Http) -> Answer {
+    let opened = http
+        .logins
+        .open(http.now().instant)
+        .ok_or_else(|| failure(StatusCode::SERVICE_UNAVAILABLE, "the system has no randomness to give"))?;
+    let mut reply = json(StatusCode::OK, &json!({ "success": true, "csrfToken": opened.csrf }));
+    set_session_cookie(&mut reply, Some(&opened.token), call.https);
+    Ok(reply)
+}
+
+fn logout(call: &Call, http: &Http) -> Reply {
+    if let Some(token) = call.session_token() {
+        http.logins.close(token);
+    }
+    let mut reply = success(None);
+    set_session_cookie(&mut reply, None, call.https);
+    reply
+}
+
+fn set_session_cookie(reply: &mut Reply, token: Option<&str>, https: bool) {
+    if let Ok(value) = header::HeaderValue::from_str(&set_cookie(token, https)) {
+        reply.headers_mut().insert(header::SET_COOKIE, value);
+    }
+}
+
+/// Who is logged in, and the CSRF token the panel sends with changes.
+fn session(call: &Call, http: &Http) -> Reply {
+    let csrf = call.session_token().and_then(|t| http.logins.csrf_of(t, http.now().instant));
+    json(StatusCode::OK, &json!({ "username": http.services.admin.username(), "csrfToken": csrf }))
+}
+
+fn applications(http: &Http) -> Reply {
+    let settings = http.services.settings();
+    json(StatusCode::OK, &json!({ "applications": settings.apps.keys().collect::<Vec<_>>() }))
+}
+
+/// Every setting with its doc, default and kind, for the panel's forms.
+fn schema() -> Reply {
+    let describe = |table: &[KeyDef]| -> Vec<Value> {
+        table
+            .iter()
+            .map(|def| {
+                json!({
+                    "key": def.key, "kind": kind(def), "default": def.default, "expected": def.expected,
+                    "doc": def.doc, "secret": def.secret, "restart": def.restart, "range": def.range,
+                })
+            })
+            .collect()
+    };
+    json(StatusCode::OK, &json!({ "server": describe(SERVER_KEYS), "app": describe(APP_KEYS) }))
+}
+
+/// How a setting is shown in JSON: `bool`, `number`, `secret` or `text`.
+fn kind(def: &KeyDef) -> &'static str {
+    if def.secret {
+        "secret"
+    } else if def.expected == <bool as SettingValue>::EXPECTED {
+        "bool"
+    } else if def.range.is_some() || def.expected == Port::EXPECTED {
+        "number"
+    } else {
+        "text"
+    }
+}
+
+/// Settings as one JSON object keyed by property name; a secret shows `***` when set, `""` when not.
+fn settings_json(rendered: &[(&'static KeyDef, String)]) -> Value {
+    let mut object = Map::new();
+    for (def, text) in rendered {
+        let value = match kind(def) {
+            "bool" => Value::Bool(text == "true"),
+            "number" => text.parse::<u64>().map_or_else(|_| Value::String(text.clone()), Value::from),
+            _ => Value::String(text.clone()),
+        };
+        object.insert(def.key.to_string(), value);
+    }
+    Value::Object(object)
+}
+
+fn app_settings(app: &str, http: &Http) -> Answer {
+    let settings = http.services.settings();
+    let app =
+        settings.apps.get(app).ok_or_else(|| failure(StatusCode::NOT_FOUND, format!("no application {app:?}")))?;
+    Ok(json(StatusCode::OK, &settings_json(&app.rendered())))
+}
+
+/// Writes the settings of the body (a JSON object keyed by property name) to `target`; a
+/// secret sent back as `***` stays as it is.
+fn change_settings(call: &Call, target: Target, table: &[KeyDef], http: &Http) -> Answer {
+    let body: Map<String, Value> = parse_body(&call.body)?;
+    let mut values = Vec::new();
+    for (key, value) in body {
+        let secret = table.iter().find(|d| d.answers_to(&key)).is_some_and(|d| d.secret);
+        let text = match value {
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::String(s) if secret && s == "***" => continue,
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            _ => {
+                return Err(failure(
+                    StatusCode::BAD_REQUEST,
+                    format!("{key}: a setting is a string, number or boolean"),
+                ));
+            }
+        };
+        values.push((key, text));
+    }
+    let app = match &target {
+        Target::App(app) => app.as_str(),
+        Target::Server => "",
+    };
+    match http.services.change_settings(&target, &values) {
+        Ok(applied) => {
+            let keys: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
+            audit(call, app, true, &format!("settings changed: {}", keys.join(", ")), http);
+            let warnings: Vec<Value> = applied.warnings.iter().map(problem_json).collect();
+            Ok(json(
+                StatusCode::OK,
+                &json!({ "success": true, "restartNeeded": applied.restart_needed, "warnings": warnings }),
+            ))
+        }
+        Err(invalid) => Err(invalid_settings(&invalid)),
+    }
+}
+
+fn invalid_settings(invalid: &Invalid) -> Reply {
+    let problems: Vec<Value> = invalid.problems.iter().map(problem_json).collect();
+    let message = invalid.problems.first().map_or_else(|| "invalid settings".to_string(), ToString::to_string);
+    json(StatusCode::BAD_REQUEST, &json!({ "success": false, "message": message, "problems": problems }))
+}
+
+fn problem_json(p: &Problem) -> Value {
+    json!({ "key": p.key, "line": p.line, "message": p.message })
+}
+
+/// The audit trail, newest first, filtered by `outcome` (allowed or refused), `action`, `app`.
+fn security_events(call: &Call, http: &Http) -> Reply {
+    let q = call.query.as_deref();
+    let outcome = query_param(q, "outcome");
+    let action = query_param(q, "action");
+    let app = query_param(q, "app");
+    let limit = query_param(q, "limit").and_then(|l| l.parse().ok()).unwrap_or(MAX_EVENTS).min(MAX_EVENTS);
+    let events: Vec<_> = http
+        .services
+        .pipeline
+        .audit()
+        .recent()
+        .into_iter()
+        .rev()
+        .filter(|e| outcome.as_deref().is_none_or(|o| (o == "allowed") == e.allowed))
+        .filter(|e| action.as_deref().is_none_or(|a| a == e.action))
+        .filter(|e| app.as_deref().is_none_or(|a| a == e.app))
+        .take(limit)
+        .collect();
+    json(StatusCode::OK, &events)
+}
+
+fn live_streams(http: &Http) -> Reply {
+    let streams: Vec<Value> = http
+        .services
+        .hub
+        .live_streams()
+        .into_iter()
+        .map(|s| {
+            json!({
+                "app": s.app, "streamId": s.stream, "publisher": s.publisher, "protocol": s.protocol,
+                "videoCodec": s.video, "audioCodec": s.audio, "bitrateKbps": s.bitrate_kbps,
+                "readers": s.readers, "started": s.started,
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &streams)
+}
+
+fn stop_stream(call: &Call, app: &str, stream: &str, http: &Http) -> Reply {
+    let ended = http.services.sessions.end_stream(app, stream);
+    if ended == 0 {
+        return failure(StatusCode::NOT_FOUND, format!("{app}/{stream} is not live"));
+    }
+    audit(call, app, true, &format!("stream stopped, {ended} session(s) ended"), http);
+    success(Some(stream))
+}
+
+/// Prometheus text: connections, streams, readers, bytes and decisions by outcome and reason.
+fn metrics(http: &Http) -> Reply {
+    let services = &http.services;
+    let live = services.hub.live_streams();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    gauge("rampart_uptime_seconds", "Seconds since the daemon started.", "gauge", services.started.elapsed().as_secs());
+    let connections = http.open_connections.load(std::sync::atomic::Ordering::Relaxed) as u64;
+    gauge("rampart_http_connections", "HTTP and HTTPS connections open.", "gauge", connections);
+    gauge("rampart_sessions", "Admitted publish and play sessions open.", "gauge", services.sessions.len() as u64);
+    gauge("rampart_streams_live", "Streams being published.", "gauge", live.len() as u64);
+    gauge("rampart_readers", "Players attached to live streams.", "gauge", live.iter().map(|s| s.readers as u64).sum());
+    gauge(
+        "rampart_received_bytes_total",
+        "Media bytes received from publishers.",
+        "counter",
+        services.hub.bytes_received(),
+    );
+    gauge(
+        "rampart_config_stuck_writable",
+        "1 when the config partition could not be made read-only again.",
+        "gauge",
+        u64::from(services.config_stuck_writable()),
+    );
+    let _ = writeln!(out, "# HELP rampart_decisions_total Security decisions by outcome, action and reason.");
+    let _ = writeln!(out, "# TYPE rampart_decisions_total counter");
+    for ((allowed, action, reason), count) in services.pipeline.audit().counts() {
+        let outcome = if allowed { "allowed" } else { "refused" };
+        let reason = reason.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = writeln!(
+            out,
+            "rampart_decisions_total{{outcome=\"{outcome}\",action=\"{action}\",reason=\"{reason}\"}} {count}"
+        );
+    }
+    with_body(StatusCode::OK, "text/plain; version=0.0.4", out)
+}
+
+/// Version, uptime, storage and TPM status, for the panel's system page.
+fn system_status(http: &Http) -> Reply {
+    let services = &http.services;
+    let data_dir = services.settings().server.data_dir;
+    // The field types are 32 bits wide on armv7, 64 on aarch64: hence the conversions.
+    #[allow(clippy::useless_conversion)]
+    let storage = nix::sys::statvfs::statvfs(&data_dir).ok().map(|s| {
+        let block = u64::from(s.fragment_size());
+        json!({ "totalBytes": u64::from(s.blocks()) * block, "freeBytes": u64::from(s.blocks_available()) * block })
+    });
+    json(
+        StatusCode::OK,
+        &json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeSeconds": services.started.elapsed().as_secs(),
+            "dataDir": { "path": data_dir, "storage": storage },
+            "configPartition": { "stuckWritable": services.config_stuck_writable() },
+            "tpm": { "present": std::path::Path::new("/dev/tpmrm0").exists(), "sealsSecrets": false },
+        }),
+    )
+}
