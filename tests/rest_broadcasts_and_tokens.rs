@@ -150,3 +150,18 @@ fn rooms_are_registered_for_accept_only_rooms_in_data_store() {
     assert_eq!(api.delete(&format!("{rooms}/standup")).status, 200);
     assert_eq!(api.delete(&format!("{rooms}/standup")).status, 404);
 }
+
+#[test]
+fn a_hash_token_from_the_api_publishes() {
+    let daemon = InProcess::start("", "hashControlPublishEnabled=true\ntokenHashSecret=hash-secret-for-the-test\n");
+    let api = Rest::new(daemon.addr("HTTP"));
+    let expire_date = now() + 600;
+    let made = api.get(&format!("{API}/broadcasts/s1/hash-token?expireDate={expire_date}&type=publish")).json();
+    let hash: String = made["tokenId"].as_str().unwrap().bytes().map(|b| format!("%{b:02X}")).collect();
+    let mut publisher = publish(&daemon.url(&format!("s1?hash={hash}&expireDate={expire_date}")), 120);
+    daemon.wait_live("s1", 0);
+    publisher.0.kill().unwrap();
+    let mut unsigned = publish(&daemon.url(&format!("s2?hash={hash}&expireDate={expire_date}")), 2);
+    assert!(!unsigned.wait(), "the hash opens only its own stream");
+    daemon.wait_audit("s2", "hash token does not match");
+}

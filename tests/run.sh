@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite. On a fresh Debian machine it first installs what is missing (Debian
-# packages, Rust targets), then runs: lints, the host tests, the aarch64 release build, the
-# aarch64 test suite under qemu-aarch64, and the armv7 release build. Exits non-zero on any failure.
-# The RTMP tests use Debian's ffmpeg as the client.
+# packages, Rust targets), then runs: lints, the host tests, the browser test of the panel, the
+# aarch64 release build, the aarch64 test suite under qemu-aarch64, and the armv7 release
+# build. Exits non-zero on any failure. The RTMP tests use Debian's ffmpeg as the client; the
+# panel test drives Debian's Chromium with playwright-core (from npm, pinned in tests/browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,9 @@ REQUIREMENTS=(
   "qemu-arm qemu-user"
   "ffmpeg ffmpeg"
   "ffprobe ffmpeg"
+  "chromium chromium"
+  "node nodejs"
+  "npm npm"
 )
 
 install_missing() {
@@ -70,6 +74,11 @@ cargo clippy --locked --all-targets -- -D warnings
 step "host tests"
 run_tests host
 
+step "browser tests: the web panel in Debian's Chromium, driven by playwright-core"
+cargo build --locked
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+node tests/browser/panel.mjs target/debug/rampart
+
 step "aarch64 release build ($AARCH64)"
 cargo build --locked --release --target "$AARCH64"
 
@@ -84,4 +93,5 @@ echo "aarch64 release binary: $(size_of "$AARCH64") bytes (target/$AARCH64/relea
 echo "armv7 release binary:   $(size_of "$ARMV7") bytes (target/$ARMV7/release/rampart)"
 echo "host tests:    $(passed_in host) passed"
 echo "aarch64 tests under qemu-aarch64: $(passed_in aarch64) passed"
+echo "browser tests: the panel flow passed (screenshots in tests/browser/artifacts/)"
 echo "$(( $(passed_in host) + $(passed_in aarch64) )) passed, 0 failed"

@@ -7,6 +7,7 @@ use super::reply::{Reply, failure, json, not_found, page, parse_body, query_para
 use super::server::{Call, Http, audit};
 use crate::media::LiveStatus;
 use crate::secrets::{Secret, random_token};
+use crate::security::hash_token::HashTokens;
 use crate::security::{Action, totp};
 use crate::store::{Broadcast, Datastore, OneTimeToken, StoreError, Subscriber, SubscriberKind};
 use http::StatusCode;
@@ -32,6 +33,7 @@ pub async fn handle(call: &Call, app: &str, rest: &[&str], http: &Http) -> Reply
         ("DELETE", ["broadcasts", id]) => api.delete_broadcast(id),
         ("GET", ["broadcasts", id, "token"]) => api.one_time_token(id),
         ("GET", ["broadcasts", id, "jwt-token"]) => api.jwt_token(id),
+        ("GET", ["broadcasts", id, "hash-token"]) => api.hash_token(id),
         ("DELETE", ["broadcasts", id, "tokens"]) => api.delete_tokens(id),
         ("POST", ["broadcasts", id, "subscribers"]) => api.add_subscriber(id),
         ("GET", ["broadcasts", id, "subscribers", "list", offset, size]) => api.list_subscribers(id, offset, size),
@@ -187,6 +189,20 @@ impl AppApi<'_> {
         let jwt = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
             .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, format!("JWT not made: {e}")))?;
         self.changed("stream JWT made", json(StatusCode::OK, &token_json(&jwt, &stream_id, expire_date, kind, None)))
+    }
+
+    /// A hash token (rampart's own call, for the panel's URL maker): `tokenId` is the `hash` to
+    /// send with `expireDate`.
+    fn hash_token(&self, id: &str) -> Answer {
+        let stream_id = checked_id("streamId", id)?;
+        let (expire_date, kind) = (self.expire_date_param()?, self.action_param()?);
+        let settings = self.http.services.settings();
+        let Some(app) = settings.apps.get(self.app) else { return Err(not_found()) };
+        if !app.token_hash_secret.is_set() {
+            return Err(failure(StatusCode::BAD_REQUEST, "tokenHashSecret is not set for this application"));
+        }
+        let hash = HashTokens::new(&app.token_hash_secret, app.token_hash_format).make(&stream_id, kind, expire_date);
+        Ok(json(StatusCode::OK, &token_json(&hash, &stream_id, expire_date, kind, None)))
     }
 
     fn delete_tokens(&self, id: &str) -> Answer {

@@ -220,14 +220,19 @@ async fn route(call: &Call, settings: &Settings, http: &Http) -> (Reply, String)
         _ => {
             let reply = match dashboard_gate(call, settings, http) {
                 Err(refusal) => refusal,
-                Ok(()) if settings.server.ssl_enabled && !call.https => {
-                    panel::to_https(call, settings.server.https_port.0)
-                }
-                Ok(()) => panel::asset(call),
+                Ok(()) => match https_port(http).filter(|_| !call.https) {
+                    Some(port) => panel::to_https(call, port),
+                    None => panel::asset(call),
+                },
             };
             (reply, String::new())
         }
     }
+}
+
+/// The port the HTTPS listener is bound to, when there is one.
+fn https_port(http: &Http) -> Option<u16> {
+    http.services.addresses.iter().find(|(protocol, _)| *protocol == "HTTPS").map(|(_, addr)| addr.port())
 }
 
 /// Only the dashboard CIDR reaches the panel and the server API.

@@ -341,6 +341,7 @@ fn system_status(http: &Http) -> Reply {
         StatusCode::OK,
         &json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "listeners": services.addresses.iter().map(|(p, a)| json!({ "protocol": p, "port": a.port() })).collect::<Vec<_>>(),
             "uptimeSeconds": services.started.elapsed().as_secs(),
             "dataDir": { "path": data_dir, "storage": storage },
             "configPartition": { "stuckWritable": services.config_stuck_writable() },

@@ -33,11 +33,31 @@ pub struct Rest {
     pub cookie: Option<String>,
     pub csrf: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// With TLS: the connector trusting the daemon's certificate (name `localhost`).
+    pub tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Rest {
     pub fn new(addr: SocketAddr) -> Self {
-        Rest { addr, from: [127, 0, 0, 1].into(), cookie: None, csrf: None, headers: Vec::new() }
+        Rest { addr, from: [127, 0, 0, 1].into(), cookie: None, csrf: None, headers: Vec::new(), tls: None }
+    }
+
+    /// The same client speaking HTTPS, trusting the PEM certificate `root` for `localhost`.
+    pub fn tls(mut self, root: &std::path::Path) -> Self {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(root).expect("certificate file") {
+            roots.add(cert.expect("certificate")).expect("trusted");
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        self.tls = Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)));
+        self
     }
 
     /// The same client calling from `ip`.
@@ -105,15 +125,26 @@ impl Rest {
                 if self.from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
             let socket = socket.expect("socket");
             socket.bind(SocketAddr::new(self.from, 0)).expect("bind the client's address");
-            let mut stream = socket.connect(self.addr).await.expect("connect");
-            stream.write_all(raw).await.expect("write");
-            let mut bytes = Vec::new();
-            let read = tokio::time::timeout(std::time::Duration::from_secs(60), stream.read_to_end(&mut bytes));
-            read.await.expect("answer within a minute").expect("read");
-            bytes
+            let tcp = socket.connect(self.addr).await.expect("connect");
+            match &self.tls {
+                None => talk(tcp, raw).await,
+                Some(connector) => {
+                    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+                    talk(connector.connect(name, tcp).await.expect("TLS handshake"), raw).await
+                }
+            }
         });
         parse(&String::from_utf8_lossy(&bytes))
     }
+}
+
+async fn talk(mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin, raw: &[u8]) -> Vec<u8> {
+    stream.write_all(raw).await.expect("write");
+    let mut bytes = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), stream.read_to_end(&mut bytes));
+    // A TLS peer may close without close_notify once it has answered: what was read counts.
+    let _ = read.await.expect("answer within a minute");
+    bytes
 }
 
 fn parse(text: &str) -> Answer {

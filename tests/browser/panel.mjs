@@ -1,0 +1,188 @@
+// The web panel in Debian's Chromium, driven by playwright-core: set the admin password, log
+// in, register a stream, require one-time tokens for publishing, make a publish URL with a
+// token, publish to it with ffmpeg, see the stream live, restart the daemon and find the
+// settings kept. Screenshots of every page go to tests/browser/artifacts/.
+//
+// usage: node tests/browser/panel.mjs <rampart binary>
+
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+
+const binary = process.argv[2];
+assert.ok(binary, "usage: node panel.mjs <rampart binary>");
+const artifacts = join(dirname(fileURLToPath(import.meta.url)), "artifacts");
+mkdirSync(artifacts, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), "rampart-panel-"));
+const config = join(work, "config");
+mkdirSync(join(config, "apps"), { recursive: true });
+writeFileSync(join(config, "server.properties"),
+  `rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir=${join(work, "data")}\n`);
+writeFileSync(join(config, "apps", "LiveApp.properties"), "# The panel test's application\n");
+
+const PASSWORD = "panel test password";
+// The whole flow takes well under a minute; a hang fails the run instead of stalling it.
+setTimeout(() => { console.error("panel flow timed out"); process.exit(1); }, 240_000).unref();
+const children = new Set();
+
+/** Starts the daemon; resolves with its process and listener ports once it listens. */
+function startDaemon() {
+  return new Promise((resolve, reject) => {
+    const daemon = spawn(binary, ["--config", config], { stdio: ["ignore", "pipe", "pipe"] });
+    children.add(daemon);
+    const ports = {};
+    let log = "";
+    const read = (chunk) => {
+      log += chunk;
+      for (const m of log.matchAll(/(RTMP|HTTP)\s+listening on 127\.0\.0\.1:(\d+)/g)) ports[m[1]] = Number(m[2]);
+      if (ports.RTMP && ports.HTTP) resolve({ daemon, ports });
+    };
+    daemon.stdout.on("data", read);
+    daemon.stderr.on("data", read);
+    daemon.on("exit", (code) => reject(new Error(`rampart exited (${code}) before listening:\n${log}`)));
+  });
+}
+
+async function stopDaemon(daemon) {
+  const exited = new Promise((resolve) => daemon.once("exit", resolve));
+  daemon.kill("SIGTERM");
+  await exited;
+  children.delete(daemon);
+}
+
+function publish(url) {
+  const ffmpeg = spawn("ffmpeg", ["-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+    "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000",
+    "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-c:a", "aac",
+    "-t", "120", "-f", "flv", url], { stdio: "ignore" });
+  children.add(ffmpeg);
+  ffmpeg.exited = new Promise((resolve) => ffmpeg.once("exit", resolve));
+  return ffmpeg;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+async function login(page, base) {
+  await page.goto(`${base}/`);
+  await page.waitForSelector("#page-login:not([hidden])");
+  await page.fill("#login-user", "admin");
+  await page.fill("#login-password", PASSWORD);
+  await page.click("#login-submit");
+  await page.waitForSelector("#page-live:not([hidden])");
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+let failed = false;
+try {
+  let { daemon, ports } = await startDaemon();
+  let base = `http://127.0.0.1:${ports.HTTP}`;
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const errors = [];
+  // Script errors and CSP refusals; an answer with an error status is the page's to show.
+  page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+
+  // First start: the panel asks for the admin password.
+  await page.goto(`${base}/`);
+  await page.waitForSelector("#page-login:not([hidden])");
+  assert.equal(await page.textContent("#login-title"), "Set the admin password");
+  await shot(page, "01-first-start");
+  await page.fill("#login-password", PASSWORD);
+  await page.fill("#login-repeat", PASSWORD);
+  await page.click("#login-submit");
+  await page.waitForSelector("#page-live:not([hidden])");
+  await shot(page, "02-live-empty");
+
+  // Register a stream.
+  await page.click("nav a[href='#streams']");
+  await page.fill("#stream-id", "cam1");
+  await page.fill("#stream-name", "Front door");
+  await page.click("#stream-form button[type=submit]");
+  await page.waitForSelector("#stream-rows tr >> text=Front door");
+  await shot(page, "03-streams");
+
+  // Require a one-time token to publish, and change the TOTP step.
+  await page.click("nav a[href='#settings']");
+  await page.waitForSelector("#setting-publishTokenControlEnabled");
+  await page.selectOption("#setting-publishTokenControlEnabled", "true");
+  await page.fill("#setting-timeTokenPeriod", "5");
+  await page.click("#settings-save");
+  await page.waitForSelector(".row.invalid >> text=timeTokenPeriod");
+  await shot(page, "04-settings-invalid");
+  await page.fill("#setting-timeTokenPeriod", "30");
+  await page.click("#settings-save");
+  await page.waitForFunction(() => document.querySelector("#settings-status").textContent.startsWith("Saved"));
+  await shot(page, "05-settings-saved");
+
+  // Make a publish URL with a fresh token, and publish to it.
+  await page.click("nav a[href='#urls']");
+  await page.waitForFunction(() => document.querySelector("#url-kinds").textContent.includes("one-time token"));
+  await page.fill("#url-stream", "cam1");
+  await page.click("#url-form button[type=submit]");
+  await page.waitForSelector("#url-result:not([hidden])");
+  const url = await page.textContent("#url-text");
+  assert.match(url, new RegExp(`^rtmp://127\\.0\\.0\\.1:${ports.RTMP}/LiveApp/cam1\\?token=[A-Za-z0-9_-]{32}$`));
+  await shot(page, "06-publish-url");
+  const refused = publish(url.replace(/token=.*/, "token=wrong"));
+  const ffmpeg = publish(url);
+
+  // The stream shows live in the panel; the refused attempt shows in the event log.
+  await page.click("nav a[href='#live']");
+  await page.waitForSelector("#live-rows tr >> text=LiveApp/cam1", { timeout: 60_000 });
+  await page.waitForFunction(() => document.querySelector("#live-rows").textContent.includes("H.264"), null, { timeout: 60_000 });
+  await shot(page, "07-live");
+  await refused.exited;
+  await page.click("nav a[href='#events']");
+  await page.selectOption("#ev-outcome", "refused");
+  await page.waitForSelector("#event-rows tr >> text=one-time token unknown or already used");
+  await shot(page, "08-events");
+  await page.click("nav a[href='#subscribers']");
+  await page.fill("#sub-stream", "cam1");
+  await page.fill("#sub-id", "tv1");
+  await page.fill("#sub-secret", "JBSWY3DPEHPK3PXPJBSWY3DP");
+  await page.click("#sub-form button[type=submit]");
+  await page.waitForSelector("#sub-rows tr >> text=tv1");
+  await shot(page, "09-subscribers");
+  await page.click("nav a[href='#system']");
+  await page.waitForSelector("#system-facts dd");
+  await shot(page, "10-system");
+  ffmpeg.kill("SIGKILL");
+
+  // Restart the daemon: the settings, the stream and the account are kept.
+  await stopDaemon(daemon);
+  ({ daemon, ports } = await startDaemon());
+  base = `http://127.0.0.1:${ports.HTTP}`;
+  await login(page, base);
+  await page.click("nav a[href='#settings']");
+  await page.waitForSelector("#setting-publishTokenControlEnabled");
+  assert.equal(await page.inputValue("#setting-publishTokenControlEnabled"), "true");
+  assert.equal(await page.inputValue("#setting-timeTokenPeriod"), "30");
+  await page.click("nav a[href='#streams']");
+  await page.waitForSelector("#stream-rows tr >> text=Front door");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click("nav a[href='#settings']");
+  await page.waitForSelector("#setting-publishTokenControlEnabled");
+  await shot(page, "11-phone-settings");
+  assert.deepEqual(errors, [], "no script errors and no CSP violations");
+  await stopDaemon(daemon);
+  console.log("panel flow passed: screenshots in tests/browser/artifacts/");
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  for (const child of children) child.kill("SIGKILL");
+  rmSync(work, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
