@@ -19,16 +19,6 @@ fn exp() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600
 }
 
-fn refused_with(daemon: &InProcess, reason: &str) -> bool {
-    daemon
-        .services
-        .pipeline
-        .audit()
-        .recent()
-        .iter()
-        .any(|e| e.action == "api" && !e.allowed && e.reason.contains(reason))
-}
-
 #[test]
 fn remote_allowed_cidr_guards_the_application_api() {
     let daemon = InProcess::start("", "remoteAllowedCIDR=127.0.0.1\n");
@@ -37,7 +27,7 @@ fn remote_allowed_cidr_guards_the_application_api() {
     let outsider = Rest::new(addr).from("127.0.0.2").get(LIST);
     assert_eq!(outsider.status, 403);
     assert_eq!(outsider.json()["message"], "address not in remoteAllowedCIDR");
-    assert!(refused_with(&daemon, "address not in remoteAllowedCIDR"));
+    assert!(daemon.api_refused("address not in remoteAllowedCIDR"));
 }
 
 #[test]
@@ -45,10 +35,10 @@ fn an_hs256_application_jwt_is_required_when_enabled() {
     let daemon = InProcess::start("", &format!("jwtControlEnabled=true\njwtSecretKey={API_KEY}\n"));
     let addr = daemon.addr("HTTP");
     assert_eq!(Rest::new(addr).get(LIST).status, 401);
-    assert!(refused_with(&daemon, "JWT missing"));
+    assert!(daemon.api_refused("JWT missing"));
     let bad = jwt("not-the-application-key-at-all", j!({ "exp": exp() }));
     assert_eq!(Rest::new(addr).with_header("Authorization", &bad).get(LIST).status, 401);
-    assert!(refused_with(&daemon, "JWT signature invalid"));
+    assert!(daemon.api_refused("JWT signature invalid"));
     let good = jwt(API_KEY, j!({ "exp": exp() }));
     assert_eq!(Rest::new(addr).with_header("Authorization", &good).get(LIST).status, 200);
     let expired = jwt(API_KEY, j!({ "exp": 1000 }));

@@ -9,16 +9,6 @@ use common::rest::Rest;
 
 const PASSWORD: &str = "a long admin password";
 
-fn refused_with(daemon: &InProcess, reason: &str) -> bool {
-    daemon
-        .services
-        .pipeline
-        .audit()
-        .recent()
-        .iter()
-        .any(|e| e.action == "api" && !e.allowed && e.reason.contains(reason))
-}
-
 #[test]
 fn the_first_start_sets_the_password_and_a_login_carries_a_csrf_token() {
     let daemon = InProcess::start("", "");
@@ -42,12 +32,12 @@ fn the_first_start_sets_the_password_and_a_login_carries_a_csrf_token() {
 
     let mut again = Rest::new(daemon.addr("HTTP"));
     assert_eq!(again.login("/rest/v2/users/initial", "mallory", PASSWORD).status, 403, "only one first start");
-    assert!(refused_with(&daemon, "admin account"));
+    assert!(daemon.api_refused("admin account"));
 
     let csrf = panel.csrf.take();
     let forged = panel.delete("/rest/v2/live-streams/LiveApp/s1");
     assert_eq!(forged.status, 403, "a change without the CSRF token is refused: {}", forged.body);
-    assert!(refused_with(&daemon, "CSRF token missing or wrong"));
+    assert!(daemon.api_refused("CSRF token missing or wrong"));
     panel.csrf = csrf;
     assert_eq!(panel.delete("/rest/v2/live-streams/LiveApp/s1").status, 404, "with it, the call goes through");
 
@@ -66,7 +56,7 @@ fn repeated_wrong_passwords_lock_the_account() {
     }
     let locked = guesser.login("/rest/v2/users/authenticate", "admin", PASSWORD);
     assert_eq!(locked.status, 403, "locked even with the right password: {}", locked.body);
-    assert!(refused_with(&daemon, "account locked"));
+    assert!(daemon.api_refused("account locked"));
     assert!(guesser.cookie.is_none());
 }
 
@@ -78,7 +68,7 @@ fn only_the_dashboard_cidr_reaches_the_panel_and_forwarded_for_is_not_believed()
     let outsider = Rest::new(addr).from("127.0.0.2");
     assert_eq!(outsider.get("/").status, 403);
     assert_eq!(outsider.get("/rest/v2/first-login-status").status, 403);
-    assert!(refused_with(&daemon, "address not in server.allowed_dashboard_CIDR"));
+    assert!(daemon.api_refused("address not in server.allowed_dashboard_CIDR"));
     let spoofing = Rest::new(addr).from("127.0.0.2").with_header("X-Forwarded-For", "127.0.0.1");
     assert_eq!(spoofing.get("/").status, 403, "no proxy is trusted by default");
 }
@@ -105,5 +95,5 @@ fn a_server_jwt_opens_the_server_api_when_enabled() {
     assert_eq!(with(&good).status, 200);
     let forged = common::security::jwt("another-secret-of-at-least-32-chars", serde_json::json!({ "exp": exp }));
     assert_eq!(with(&forged).status, 401);
-    assert!(refused_with(&daemon, "server JWT: JWT signature invalid"));
+    assert!(daemon.api_refused("server JWT: JWT signature invalid"));
 }

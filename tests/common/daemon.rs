@@ -78,6 +78,12 @@ impl InProcess {
         });
     }
 
+    /// Whether the audit trail holds a refused API call whose reason contains `reason`.
+    pub fn api_refused(&self, reason: &str) -> bool {
+        let events = self.services.pipeline.audit().recent();
+        events.iter().any(|e| e.action == "api" && !e.allowed && e.reason.contains(reason))
+    }
+
     /// Waits until the audit trail holds an event for `stream` whose reason contains `reason`.
     pub fn wait_audit(&self, stream: &str, reason: &str) {
         wait_for(&format!("audit event {reason:?} for {stream}"), || {
