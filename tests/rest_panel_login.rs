@@ -93,6 +93,8 @@ fn a_server_jwt_opens_the_server_api_when_enabled() {
     let with =
         |jwt: &str| Rest::new(addr).with_header("Authorization", &format!("Bearer {jwt}")).get("/rest/v2/live-streams");
     assert_eq!(with(&good).status, 200);
+    let proxy = Rest::new(addr).with_header("ProxyAuthorization", &good).get("/rest/v2/live-streams");
+    assert_eq!(proxy.status, 200, "AMS's header for the server JWT");
     let forged = common::security::jwt("another-secret-of-at-least-32-chars", serde_json::json!({ "exp": exp }));
     assert_eq!(with(&forged).status, 401);
     assert!(daemon.api_refused("server JWT: JWT signature invalid"));

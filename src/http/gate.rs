@@ -36,6 +36,14 @@ pub fn presented_jwt(headers: &HeaderMap) -> Option<&str> {
     headers.get(http::header::AUTHORIZATION)?.to_str().ok().and_then(bearer)
 }
 
+/// The server JWT: AMS's `ProxyAuthorization: <jwt>` header, else the `Authorization` one.
+pub fn presented_server_jwt(headers: &HeaderMap) -> Option<&str> {
+    match headers.get("proxyauthorization").and_then(|v| v.to_str().ok()).and_then(bearer) {
+        Some(jwt) => Some(jwt),
+        None => presented_jwt(headers),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +89,8 @@ mod tests {
         assert_eq!(presented_jwt(&map), Some("abc.def.ghi"));
         map.insert("authorization", "abc.def.ghi".parse().unwrap());
         assert_eq!(presented_jwt(&map), Some("abc.def.ghi"));
+        assert_eq!(presented_server_jwt(&map), Some("abc.def.ghi"));
+        map.insert("proxyauthorization", "server.jwt.here".parse().unwrap());
+        assert_eq!(presented_server_jwt(&map), Some("server.jwt.here"));
     }
 }

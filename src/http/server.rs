@@ -2,7 +2,7 @@
 //! size and time, body size and time), routes it to the panel, the server API or an
 //! application's API after its gate, and adds the security headers to every answer.
 
-use super::gate::{client_ip, presented_jwt};
+use super::gate::{client_ip, presented_jwt, presented_server_jwt};
 use super::login::{self, Logins};
 use super::reply::{Reply, failure, not_found};
 use super::{app_api, headers, panel, server_api};
@@ -250,7 +250,7 @@ fn server_access(call: &Call, settings: &Settings, http: &Http) -> Result<(), Re
         return result.map_err(|why| refuse(call, "", StatusCode::FORBIDDEN, why, http));
     }
     let server = &settings.server;
-    match presented_jwt(&call.headers) {
+    match presented_server_jwt(&call.headers) {
         Some(jwt) if server.jwt_server_control_enabled => Hs256::new(&server.jwt_server_secret_key)
             .check_api(jwt, http.now().unix)
             .map_err(|reason| refuse(call, "", StatusCode::UNAUTHORIZED, &format!("server JWT: {reason}"), http)),

@@ -150,17 +150,19 @@ impl Reader {
     pub async fn recv(&self) -> Option<Arc<Frame>> {
         loop {
             let notified = self.queue.notify.notified();
-            {
-                let mut state = lock(&self.queue.state);
-                if let Some(frame) = state.frames.pop_front() {
-                    state.bytes -= frame.payload.len();
-                    return Some(frame);
-                }
-                if state.ended {
-                    return None;
-                }
+            match self.queue.pop() {
+                Some(Queued::Frame(frame)) => return Some(frame),
+                Some(Queued::Ended) => return None,
+                None => notified.await,
             }
-            notified.await;
+        }
+    }
+
+    /// The next frame if one is queued already, without waiting (to send several at once).
+    pub fn try_recv(&self) -> Option<Arc<Frame>> {
+        match self.queue.pop() {
+            Some(Queued::Frame(frame)) => Some(frame),
+            _ => None,
         }
     }
 
@@ -191,7 +193,25 @@ struct QueueState {
     skipped: u64,
 }
 
+/// What a reader's queue holds at its head.
+enum Queued {
+    Frame(Arc<Frame>),
+    Ended,
+}
+
 impl ReaderQueue {
+    /// Takes the next frame; `None` while the queue is empty and the stream goes on.
+    fn pop(&self) -> Option<Queued> {
+        let mut state = lock(&self.state);
+        match state.frames.pop_front() {
+            Some(frame) => {
+                state.bytes -= frame.payload.len();
+                Some(Queued::Frame(frame))
+            }
+            None => state.ended.then_some(Queued::Ended),
+        }
+    }
+
     /// Queues `frame` unless the reader is behind; a `resync` frame lets a lagging reader resume.
     fn offer(&self, frame: &Arc<Frame>, resync: bool) {
         let mut state = lock(&self.state);

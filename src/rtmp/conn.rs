@@ -12,8 +12,10 @@ use crate::media::{Frame, Hub, MediaKind, Publisher, PublisherInfo, Reader};
 use crate::security::audit::AuditEvent;
 use crate::security::sessions::{SessionHandle, Sessions};
 use crate::security::{AccessRequest, Action, Credentials, Decision, Grant, Now, Pipeline, Protocol};
+use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult};
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +27,8 @@ pub const OUT_CHUNK_SIZE: usize = 4096;
 const RML_DATA_CSID: u8 = 3;
 /// Bytes read from the socket at once.
 const READ_BUFFER: usize = 16 * 1024;
+/// Most queued frames sent to a player in one write.
+const MAX_FRAMES_PER_WRITE: usize = 32;
 
 /// Bounds of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -344,20 +348,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
         }
     }
 
-    /// Writes a frame to this player, serialised once per frame for every player on stream 1.
-    async fn play(&mut self, frame: &Frame) -> Result<(), ConnError> {
-        let Role::Playing(_, stream_id) = self.role else { return Ok(()) };
-        let (csid, type_id) = match frame.kind {
-            MediaKind::Video => (VIDEO_CSID, 9),
-            MediaKind::Audio => (AUDIO_CSID, 8),
-            MediaKind::Data => (DATA_CSID, 18),
-        };
-        let serialise = |id| chunks::chunk_message(csid, type_id, id, frame.timestamp, &frame.payload, OUT_CHUNK_SIZE);
-        let wire = match stream_id {
-            1 => frame.rtmp_wire.get_or_init(|| serialise(1)).clone(),
-            other => serialise(other),
-        };
-        self.write(&wire).await
+    /// Writes a frame to this player, with the frames queued behind it (the publisher's reads
+    /// often hand several to the hub at once), in one vectored write. Each frame is serialised
+    /// once for every player on stream 1.
+    async fn play(&mut self, first: &Frame) -> Result<(), ConnError> {
+        let Role::Playing(session, stream_id) = &self.role else { return Ok(()) };
+        let stream_id = *stream_id;
+        let mut wires = Vec::with_capacity(4);
+        wires.push(rtmp_wire(first, stream_id));
+        while wires.len() < MAX_FRAMES_PER_WRITE {
+            let Some(frame) = session.side.try_recv() else { break };
+            wires.push(rtmp_wire(&frame, stream_id));
+        }
+        let writer = &mut self.writer;
+        tokio::time::timeout(self.ctx.limits.idle_timeout, write_all_vectored(writer, &wires))
+            .await
+            .map_err(|_| ConnError::Timeout("write"))??;
+        self.last_activity = Instant::now();
+        Ok(())
     }
 
     /// When the grant of the session in progress ends, if it does.
@@ -467,6 +475,46 @@ fn split_query(name: &str) -> (&str, &str) {
     (name.trim_matches('/'), query)
 }
 
+/// `frame` as RTMP chunks on message stream `stream_id`.
+fn rtmp_wire(frame: &Frame, stream_id: u32) -> Bytes {
+    let (csid, type_id) = match frame.kind {
+        MediaKind::Video => (VIDEO_CSID, 9),
+        MediaKind::Audio => (AUDIO_CSID, 8),
+        MediaKind::Data => (DATA_CSID, 18),
+    };
+    let serialise = |id| chunks::chunk_message(csid, type_id, id, frame.timestamp, &frame.payload, OUT_CHUNK_SIZE);
+    match stream_id {
+        1 => frame.rtmp_wire.get_or_init(|| serialise(1)).clone(),
+        other => serialise(other),
+    }
+}
+
+/// Writes every byte of `parts`, as few system calls as the socket allows.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(writer: &mut W, parts: &[Bytes]) -> std::io::Result<()> {
+    let (mut index, mut offset) = (0, 0);
+    while index < parts.len() {
+        let rest = parts.get(index + 1..).unwrap_or_default();
+        let head = parts[index].get(offset..).unwrap_or_default();
+        let slices: Vec<IoSlice<'_>> =
+            std::iter::once(head).chain(rest.iter().map(|p| &p[..])).map(IoSlice::new).collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 && index < parts.len() {
+            let left = parts[index].len() - offset;
+            if written >= left {
+                written -= left;
+                (index, offset) = (index + 1, 0);
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn next_frame(role: &Role) -> Option<Arc<Frame>> {
     match role {
         Role::Playing(session, _) => session.side.recv().await,
@@ -492,5 +540,42 @@ mod tests {
         assert_eq!(split_query("/LiveApp/"), ("LiveApp", ""));
         assert_eq!(split_query("s1"), ("s1", ""));
         assert_eq!(split_query("s1?"), ("s1", ""));
+    }
+
+    /// Takes at most 3 bytes per write, from the first slice only, as a full socket might.
+    struct Trickle(Vec<u8>);
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = buf.len().min(3);
+            self.0.extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_vectored_write_sends_every_byte_in_order_across_short_writes() {
+        let parts =
+            [Bytes::from_static(b"abcde"), Bytes::new(), Bytes::from_static(b"fg"), Bytes::from_static(b"hijklmn")];
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut out = Trickle(Vec::new());
+        runtime.block_on(write_all_vectored(&mut out, &parts)).unwrap();
+        assert_eq!(out.0, b"abcdefghijklmn");
     }
 }
