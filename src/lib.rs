@@ -17,3 +17,4 @@ pub mod store;
 #[cfg(test)]
 mod test_rng;
 pub mod tls;
+pub mod webrtc;

@@ -111,6 +111,8 @@ settings_table! {
         http_port: Port = "http.port", default "5080" [restart];
         /// HTTPS port, served when sslEnabled is true.
         https_port: Port = "https.port", default "5443" [restart];
+        /// Address WebRTC media (UDP) binds; 0.0.0.0 means every interface but loopback.
+        webrtc_host: IpAddr = "webrtc.host", default "0.0.0.0" [restart];
         /// Serve HTTPS on https.port (plain HTTP then redirects the panel to it).
         ssl_enabled: bool = "sslEnabled", default "false" [restart];
         /// Most RTMP and RTMPS connections open at once; more are refused.

@@ -10,6 +10,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("", "text/html; charset=utf-8", include_str!("panel/index.html")),
     ("panel.js", "text/javascript; charset=utf-8", include_str!("panel/panel.js")),
     ("panel.css", "text/css; charset=utf-8", include_str!("panel/panel.css")),
+    ("watch.html", "text/html; charset=utf-8", include_str!("panel/watch.html")),
+    ("watch.js", "text/javascript; charset=utf-8", include_str!("panel/watch.js")),
 ];
 
 /// The asset the path names, or 404.

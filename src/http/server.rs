@@ -5,7 +5,7 @@
 use super::gate::{client_ip, presented_jwt, presented_server_jwt};
 use super::login::{self, Logins};
 use super::reply::{Reply, failure, not_found};
-use super::{app_api, headers, panel, server_api};
+use super::{app_api, headers, panel, server_api, whep_api};
 use crate::app::Services;
 use crate::config::{AppSettings, Settings};
 use crate::security::audit::AuditEvent;
@@ -217,6 +217,10 @@ async fn route(call: &Call, settings: &Settings, http: &Http) -> (Reply, String)
             (reply, app_settings.content_security_policy_header_value.0.clone())
         }
         [_, "rest", ..] => (not_found(), String::new()),
+        [app, "whep", stream, session @ ..] if settings.apps.contains_key(*app) && session.len() <= 1 => {
+            let reply = whep_api::handle(call, app, stream, session.first().copied(), http).await;
+            (reply, settings.apps[*app].content_security_policy_header_value.0.clone())
+        }
         _ => {
             let reply = match dashboard_gate(call, settings, http) {
                 Err(refusal) => refusal,

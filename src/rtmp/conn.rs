@@ -334,10 +334,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
     }
 
     fn admitted(&self, action: Action, app: &str, stream: &str, grant: &Grant) -> Admitted {
-        let grant_end = grant.expires_at.filter(|_| self.ctx.limits.end_sessions_with_grant).map(|expires_at| {
-            let left = expires_at.saturating_sub(self.ctx.clock.unix_secs());
-            self.ctx.clock.instant() + Duration::from_secs(left)
-        });
+        let grant_end = grant.ends_at(self.ctx.clock.as_ref()).filter(|_| self.ctx.limits.end_sessions_with_grant);
         let handle = self.ctx.sessions.register(app, stream, grant);
         Admitted { action, app: app.to_string(), stream: stream.to_string(), grant_end, handle }
     }

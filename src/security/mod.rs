@@ -243,6 +243,12 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// When the grant ends, on `clock`'s monotonic time, if it expires at all.
+    pub fn ends_at(&self, clock: &dyn Clock) -> Option<Instant> {
+        let left = self.expires_at?.saturating_sub(clock.unix_secs());
+        Some(clock.instant() + std::time::Duration::from_secs(left))
+    }
+
     fn limit(&mut self, expiry: Option<u64>) {
         self.expires_at = match (self.expires_at, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),

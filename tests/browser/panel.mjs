@@ -5,68 +5,10 @@
 //
 // usage: node tests/browser/panel.mjs <rampart binary>
 
-import { chromium } from "playwright-core";
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
-
-const binary = process.argv[2];
-assert.ok(binary, "usage: node panel.mjs <rampart binary>");
-const artifacts = join(dirname(fileURLToPath(import.meta.url)), "artifacts");
-mkdirSync(artifacts, { recursive: true });
-const work = mkdtempSync(join(tmpdir(), "rampart-panel-"));
-const config = join(work, "config");
-mkdirSync(join(config, "apps"), { recursive: true });
-writeFileSync(join(config, "server.properties"),
-  `rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir=${join(work, "data")}\n`);
-writeFileSync(join(config, "apps", "LiveApp.properties"), "# The panel test's application\n");
+import { launchBrowser, startRampart, restart, stop, publish, shot, cleanUp } from "./harness.mjs";
 
 const PASSWORD = "panel test password";
-// The whole flow takes well under a minute; a hang fails the run instead of stalling it.
-setTimeout(() => { console.error("panel flow timed out"); process.exit(1); }, 240_000).unref();
-const children = new Set();
-
-/** Starts the daemon; resolves with its process and listener ports once it listens. */
-function startDaemon() {
-  return new Promise((resolve, reject) => {
-    const daemon = spawn(binary, ["--config", config], { stdio: ["ignore", "pipe", "pipe"] });
-    children.add(daemon);
-    const ports = {};
-    let log = "";
-    const read = (chunk) => {
-      log += chunk;
-      for (const m of log.matchAll(/(RTMP|HTTP)\s+listening on 127\.0\.0\.1:(\d+)/g)) ports[m[1]] = Number(m[2]);
-      if (ports.RTMP && ports.HTTP) resolve({ daemon, ports });
-    };
-    daemon.stdout.on("data", read);
-    daemon.stderr.on("data", read);
-    daemon.on("exit", (code) => reject(new Error(`rampart exited (${code}) before listening:\n${log}`)));
-  });
-}
-
-async function stopDaemon(daemon) {
-  const exited = new Promise((resolve) => daemon.once("exit", resolve));
-  daemon.kill("SIGTERM");
-  await exited;
-  children.delete(daemon);
-}
-
-function publish(url) {
-  const ffmpeg = spawn("ffmpeg", ["-nostdin", "-hide_banner", "-loglevel", "error", "-re",
-    "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000",
-    "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-c:a", "aac",
-    "-t", "120", "-f", "flv", url], { stdio: "ignore" });
-  children.add(ffmpeg);
-  ffmpeg.exited = new Promise((resolve) => ffmpeg.once("exit", resolve));
-  return ffmpeg;
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-}
 
 async function login(page, base) {
   await page.goto(`${base}/`);
@@ -77,15 +19,11 @@ async function login(page, base) {
   await page.waitForSelector("#page-live:not([hidden])");
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const rampart = await startRampart({ server: "webrtc.host=127.0.0.1\n" });
+const browser = await launchBrowser(["--allow-loopback-in-peer-connection"]);
 let failed = false;
 try {
-  let { daemon, ports } = await startDaemon();
-  let base = `http://127.0.0.1:${ports.HTTP}`;
+  let base = `http://127.0.0.1:${rampart.ports.HTTP}`;
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   const errors = [];
@@ -132,7 +70,7 @@ try {
   await page.click("#url-form button[type=submit]");
   await page.waitForSelector("#url-result:not([hidden])");
   const url = await page.textContent("#url-text");
-  assert.match(url, new RegExp(`^rtmp://127\\.0\\.0\\.1:${ports.RTMP}/LiveApp/cam1\\?token=[A-Za-z0-9_-]{32}$`));
+  assert.match(url, new RegExp(`^rtmp://127\\.0\\.0\\.1:${rampart.ports.RTMP}/LiveApp/cam1\\?token=[A-Za-z0-9_-]{32}$`));
   await shot(page, "06-publish-url");
   const refused = publish(url.replace(/token=.*/, "token=wrong"));
   const ffmpeg = publish(url);
@@ -142,6 +80,10 @@ try {
   await page.waitForSelector("#live-rows tr >> text=LiveApp/cam1", { timeout: 60_000 });
   await page.waitForFunction(() => document.querySelector("#live-rows").textContent.includes("H.264"), null, { timeout: 60_000 });
   await shot(page, "07-live");
+  const [player] = await Promise.all([page.waitForEvent("popup"), page.click("#live-rows button.watch")]);
+  await player.waitForFunction(() => document.querySelector("#watch-status").textContent.startsWith("WebRTC connected"),
+    null, { timeout: 30_000 });
+  await player.close();
   await refused.exited;
   await page.click("nav a[href='#events']");
   await page.selectOption("#ev-outcome", "refused");
@@ -160,9 +102,8 @@ try {
   ffmpeg.kill("SIGKILL");
 
   // Restart the daemon: the settings, the stream and the account are kept.
-  await stopDaemon(daemon);
-  ({ daemon, ports } = await startDaemon());
-  base = `http://127.0.0.1:${ports.HTTP}`;
+  await restart(rampart);
+  base = `http://127.0.0.1:${rampart.ports.HTTP}`;
   await login(page, base);
   await page.click("nav a[href='#settings']");
   await page.waitForSelector("#setting-publishTokenControlEnabled");
@@ -175,14 +116,13 @@ try {
   await page.waitForSelector("#setting-publishTokenControlEnabled");
   await shot(page, "11-phone-settings");
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
-  await stopDaemon(daemon);
+  await stop(rampart);
   console.log("panel flow passed: screenshots in tests/browser/artifacts/");
 } catch (e) {
   failed = true;
   console.error(e);
 } finally {
   await browser.close();
-  for (const child of children) child.kill("SIGKILL");
-  rmSync(work, { recursive: true, force: true });
+  await cleanUp(rampart);
 }
 process.exit(failed ? 1 : 0);

@@ -125,8 +125,19 @@ async function loadLive() {
         toast(done.status === 200 ? `Stopped ${s.streamId}` : message(done));
         draw();
       });
+      const watch = el("button", "Watch", "quiet watch");
+      watch.addEventListener("click", async () => {
+        try {
+          const query = await credentials(s.streamId, "play", 3600, "");
+          query.set("app", s.app);
+          query.set("stream", s.streamId);
+          window.open(`/watch.html?${query}`, "_blank", "noopener");
+        } catch (e) { toast(e.message); }
+      });
+      const actions = el("span");
+      actions.append(watch, " ", stop);
       const codecs = [s.videoCodec, s.audioCodec].filter(Boolean).join(" + ");
-      return row([`${s.app}/${s.streamId}`, `${s.publisher} (${s.protocol})`, codecs, `${s.bitrateKbps} kbit/s`, s.readers, when(s.started), stop]);
+      return row([`${s.app}/${s.streamId}`, `${s.publisher} (${s.protocol})`, codecs, `${s.bitrateKbps} kbit/s`, s.readers, when(s.started), actions]);
     });
     $("live-rows").replaceChildren(...rows);
     $("live-empty").hidden = rows.length > 0;
@@ -189,10 +200,10 @@ function describeKinds() {
   $("url-subscriber-row").hidden = !kinds.totp;
 }
 
-async function makeUrl(event) {
-  event.preventDefault();
-  const stream = $("url-stream").value, action = $("url-action").value;
-  const expireDate = Math.floor(Date.now() / 1000) + Number($("url-valid").value);
+/** A query with a fresh credential of every kind the application requires for `action`. */
+async function credentials(stream, action, validSeconds, subscriberId) {
+  await loadUrls();
+  const expireDate = Math.floor(Date.now() / 1000) + validSeconds;
   const kinds = requiredKinds(state.appSettings || {}, action);
   const query = new URLSearchParams();
   const ask = async (call) => {
@@ -200,16 +211,24 @@ async function makeUrl(event) {
     if (answer.status !== 200) throw new Error(message(answer));
     return answer.body;
   };
+  const both = `expireDate=${expireDate}&type=${action}`;
+  if (kinds.oneTime) query.set("token", (await ask(`token?${both}`)).tokenId);
+  if (kinds.hash) { query.set("hash", (await ask(`hash-token?${both}`)).tokenId); query.set("expireDate", String(expireDate)); }
+  if (kinds.jwt) query.set("jwt", (await ask(`jwt-token?${both}`)).tokenId);
+  if (kinds.totp) {
+    if (!subscriberId) throw new Error("this application requires a TOTP subscriber: make the URL on the URLs page");
+    query.set("subscriberId", subscriberId);
+    query.set("subscriberCode", (await ask(`subscribers/${encodeURIComponent(subscriberId)}/totp?type=${action}`)).message);
+  }
+  return query;
+}
+
+async function makeUrl(event) {
+  event.preventDefault();
+  const stream = $("url-stream").value, action = $("url-action").value;
+  let query;
   try {
-    const both = `expireDate=${expireDate}&type=${action}`;
-    if (kinds.oneTime) query.set("token", (await ask(`token?${both}`)).tokenId);
-    if (kinds.hash) { query.set("hash", (await ask(`hash-token?${both}`)).tokenId); query.set("expireDate", String(expireDate)); }
-    if (kinds.jwt) query.set("jwt", (await ask(`jwt-token?${both}`)).tokenId);
-    if (kinds.totp) {
-      const sid = $("url-subscriber").value;
-      query.set("subscriberId", sid);
-      query.set("subscriberCode", (await ask(`subscribers/${encodeURIComponent(sid)}/totp?type=${action}`)).message);
-    }
+    query = await credentials(stream, action, Number($("url-valid").value), $("url-subscriber").value);
   } catch (e) {
     $("url-error").textContent = e.message;
     $("url-result").hidden = true;

@@ -1,0 +1,83 @@
+//! WHEP at `/<App>/whep/<streamId>`: POST an SDP offer (credentials in the query or
+//! `Authorization: Bearer`), get 201 with the SDP answer and the session's Location; DELETE
+//! the Location to end it; OPTIONS answers CORS preflight, so a player page on another origin
+//! can use it. Every offer is a play decided by the security pipeline.
+
+use super::reply::{Reply, failure, with_body};
+use super::server::{Call, Http};
+use crate::security::{AccessRequest, Action, Credentials, Decision, Protocol};
+use crate::webrtc::whep::WhepError;
+use http::{HeaderValue, StatusCode, header};
+
+/// Longest SDP offer accepted.
+pub const MAX_OFFER_BYTES: usize = 32 * 1024;
+
+/// Answers a WHEP call for `app/stream` (`session`: the id in a session's Location).
+pub async fn handle(call: &Call, app: &str, stream: &str, session: Option<&str>, http: &Http) -> Reply {
+    let mut reply = match (call.method.as_str(), session) {
+        ("OPTIONS", _) => with_body(StatusCode::NO_CONTENT, "text/plain", ""),
+        ("POST", None) => offer(call, app, stream, http).await,
+        ("DELETE", Some(id)) if http.services.whep.stop(id) => with_body(StatusCode::OK, "text/plain", ""),
+        ("DELETE", Some(_)) => failure(StatusCode::NOT_FOUND, "no such WHEP session"),
+        _ => failure(StatusCode::METHOD_NOT_ALLOWED, "WHEP takes POST of an offer, and DELETE of a session"),
+    };
+    let headers = reply.headers_mut();
+    for (name, value) in [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, DELETE, OPTIONS"),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type"),
+        (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Location, X-Rampart-Audio"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    reply
+}
+
+async fn offer(call: &Call, app: &str, stream: &str, http: &Http) -> Reply {
+    let content_type = call.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.starts_with("application/sdp") {
+        return failure(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp");
+    }
+    let Some(sdp) = std::str::from_utf8(&call.body).ok().filter(|s| !s.is_empty() && s.len() <= MAX_OFFER_BYTES) else {
+        return failure(StatusCode::BAD_REQUEST, "the offer must be SDP text of at most 32 KiB");
+    };
+    let services = &http.services;
+    let mut credentials = Credentials::from_query(call.query.as_deref().unwrap_or_default());
+    if let Some(auth) = call.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        credentials = credentials.with_authorization(auth);
+    }
+    let request = AccessRequest {
+        action: Action::Play,
+        protocol: Protocol::Whep,
+        app: app.to_string(),
+        stream_id: stream.to_string(),
+        room_id: None,
+        peer_ip: call.ip,
+        credentials,
+        now: http.now(),
+    };
+    let grant = match services.pipeline.decide(request, &services.client).await {
+        Decision::Allow(grant) => grant,
+        Decision::Deny(_) => return failure(StatusCode::FORBIDDEN, "access denied"),
+    };
+    let grant_end =
+        grant.ends_at(services.clock.as_ref()).filter(|_| services.settings().server.end_sessions_with_grant);
+    let handle = services.sessions.register(app, stream, &grant);
+    match services.whep.play(&services.hub, app, stream, sdp.to_string(), handle, grant_end).await {
+        Ok(answered) => {
+            let mut reply = with_body(StatusCode::CREATED, "application/sdp", answered.sdp);
+            let location = format!("/{app}/whep/{stream}/{}", answered.id);
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                reply.headers_mut().insert(header::LOCATION, value);
+            }
+            if answered.audio_left_out {
+                let note = HeaderValue::from_static("left out: AAC cannot be sent over WebRTC");
+                reply.headers_mut().insert("x-rampart-audio", note);
+            }
+            reply
+        }
+        Err(e @ WhepError::NotLive) => failure(StatusCode::NOT_FOUND, e),
+        Err(e @ WhepError::Full) => failure(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e @ WhepError::Offer(_)) => failure(StatusCode::BAD_REQUEST, e),
+    }
+}
