@@ -17,7 +17,7 @@ use crate::security::sessions::Sessions;
 use crate::store::admin::AdminAccount;
 use crate::store::{Datastore, SecurityStore, StoreError};
 use crate::tls::{self, TlsError};
-use crate::webrtc::whep::Whep;
+use crate::webrtc::{Network, WebRtc};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -109,8 +109,8 @@ pub struct Services {
     pub hub: Arc<Hub>,
     /// Live sessions, for revocation.
     pub sessions: Arc<Sessions>,
-    /// WebRTC playback sessions.
-    pub whep: Arc<Whep>,
+    /// WebRTC sessions (WHEP playback, WHIP ingest).
+    pub webrtc: Arc<WebRtc>,
     /// Each application's datastore.
     pub stores: HashMap<String, Arc<Datastore>>,
     /// Where each listener listens, by protocol name (`RTMP`, `RTMPS`, `HTTP`, `HTTPS`).
@@ -242,7 +242,7 @@ pub async fn start(
         pipeline,
         hub: context.hub.clone(),
         sessions,
-        whep: Whep::new(server.webrtc_host),
+        webrtc: WebRtc::new(Network::from_settings(server)),
         stores,
         addresses,
         config_files,

@@ -79,6 +79,7 @@ cargo build --locked
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 node tests/browser/panel.mjs target/debug/rampart
 node tests/browser/whep.mjs target/debug/rampart
+node tests/browser/whip.mjs target/debug/rampart
 
 step "aarch64 release build ($AARCH64)"
 cargo build --locked --release --target "$AARCH64"
@@ -94,5 +95,5 @@ echo "aarch64 release binary: $(size_of "$AARCH64") bytes (target/$AARCH64/relea
 echo "armv7 release binary:   $(size_of "$ARMV7") bytes (target/$ARMV7/release/rampart)"
 echo "host tests:    $(passed_in host) passed"
 echo "aarch64 tests under qemu-aarch64: $(passed_in aarch64) passed"
-echo "browser tests: the panel and WHEP flows passed (screenshots in tests/browser/artifacts/)"
+echo "browser tests: the panel, WHEP and WHIP flows passed (screenshots in tests/browser/artifacts/)"
 echo "$(( $(passed_in host) + $(passed_in aarch64) )) passed, 0 failed"

@@ -113,6 +113,12 @@ settings_table! {
         https_port: Port = "https.port", default "5443" [restart];
         /// Address WebRTC media (UDP) binds; 0.0.0.0 means every interface but loopback.
         webrtc_host: IpAddr = "webrtc.host", default "0.0.0.0" [restart];
+        /// Public address of a box behind 1:1 NAT, offered to WebRTC peers instead of its own (empty: none).
+        webrtc_public_address: Option<IpAddr> = "webrtc.publicAddress", default "" [restart];
+        /// Lowest UDP port for WebRTC media (0 with webrtc.udpPortMax 0: any free port).
+        webrtc_udp_port_min: Port = "webrtc.udpPortMin", default "0" [restart];
+        /// Highest UDP port for WebRTC media; one port per session is taken from the range.
+        webrtc_udp_port_max: Port = "webrtc.udpPortMax", default "0" [restart];
         /// Serve HTTPS on https.port (plain HTTP then redirects the panel to it).
         ssl_enabled: bool = "sslEnabled", default "false" [restart];
         /// Most RTMP and RTMPS connections open at once; more are refused.

@@ -27,6 +27,10 @@ pub fn check_server(server: &ServerSettings, source: &mut FileSource<'_>) {
         source.problem(set, format!("is set but {unset} is not: give both or neither"));
     }
     check_ports(server, source);
+    let (Port(min), Port(max)) = (server.webrtc_udp_port_min, server.webrtc_udp_port_max);
+    if min > max {
+        source.problem("webrtc.udpPortMin", format!("{min} is above webrtc.udpPortMax ({max})"));
+    }
 }
 
 /// Checks the rules between one application's settings.

@@ -79,6 +79,19 @@ impl SettingValue for IpAddr {
     }
 }
 
+impl SettingValue for Option<IpAddr> {
+    const EXPECTED: &'static str = "an IPv4 or IPv6 address (empty: none)";
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "" => Ok(None),
+            address => address.parse().map(Some).map_err(|_| expected::<Self>()),
+        }
+    }
+    fn render(&self) -> String {
+        self.map(|ip| ip.to_string()).unwrap_or_default()
+    }
+}
+
 /// A span of whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seconds(pub Duration);

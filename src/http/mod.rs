@@ -16,4 +16,4 @@ mod panel;
 mod reply;
 pub mod server;
 mod server_api;
-mod whep_api;
+mod webrtc_api;

@@ -5,14 +5,14 @@
 use super::gate::{client_ip, presented_jwt, presented_server_jwt};
 use super::login::{self, Logins};
 use super::reply::{Reply, failure, not_found};
-use super::{app_api, headers, panel, server_api, whep_api};
+use super::{app_api, headers, panel, server_api, webrtc_api};
 use crate::app::Services;
 use crate::config::{AppSettings, Settings};
 use crate::security::audit::AuditEvent;
 use crate::security::ip_filter::{dashboard_allowed, rest_allowed};
 use crate::security::jwks::ApiJwt;
 use crate::security::jwt::Hs256;
-use crate::security::{Now, Reason};
+use crate::security::{Action, Now, Reason};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -217,8 +217,11 @@ async fn route(call: &Call, settings: &Settings, http: &Http) -> (Reply, String)
             (reply, app_settings.content_security_policy_header_value.0.clone())
         }
         [_, "rest", ..] => (not_found(), String::new()),
-        [app, "whep", stream, session @ ..] if settings.apps.contains_key(*app) && session.len() <= 1 => {
-            let reply = whep_api::handle(call, app, stream, session.first().copied(), http).await;
+        [app, kind @ ("whep" | "whip"), stream, session @ ..]
+            if settings.apps.contains_key(*app) && session.len() <= 1 =>
+        {
+            let action = if *kind == "whep" { Action::Play } else { Action::Publish };
+            let reply = webrtc_api::handle(call, action, app, stream, session.first().copied(), http).await;
             (reply, settings.apps[*app].content_security_policy_header_value.0.clone())
         }
         _ => {

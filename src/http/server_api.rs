@@ -300,7 +300,7 @@ fn metrics(http: &Http) -> Reply {
     let connections = http.open_connections.load(std::sync::atomic::Ordering::Relaxed) as u64;
     gauge("rampart_http_connections", "HTTP and HTTPS connections open.", "gauge", connections);
     gauge("rampart_sessions", "Admitted publish and play sessions open.", "gauge", services.sessions.len() as u64);
-    gauge("rampart_webrtc_viewers", "WHEP playback sessions open.", "gauge", services.whep.len() as u64);
+    gauge("rampart_webrtc_sessions", "WebRTC sessions (WHEP and WHIP) open.", "gauge", services.webrtc.len() as u64);
     gauge("rampart_streams_live", "Streams being published.", "gauge", live.len() as u64);
     gauge("rampart_readers", "Players attached to live streams.", "gauge", live.iter().map(|s| s.readers as u64).sum());
     gauge(

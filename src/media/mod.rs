@@ -51,6 +51,11 @@ impl Frame {
         self.kind == MediaKind::Data || self.info.is_some_and(|i| i.sequence_header)
     }
 
+    /// Whether this is Enhanced RTMP audio (sound format 9: a FourCC codec such as Opus).
+    pub fn is_enhanced_audio(&self) -> bool {
+        self.kind == MediaKind::Audio && self.payload.first().is_some_and(|b| b >> 4 == 9)
+    }
+
     /// Whether this is a video frame a decoder can start from.
     pub fn is_keyframe(&self) -> bool {
         self.kind == MediaKind::Video && self.info.is_some_and(|i| i.keyframe && !i.sequence_header)

@@ -172,6 +172,9 @@ enum Progress {
     Done(Header),
 }
 
+/// The `connect` property by which an Enhanced RTMP client lists the codecs it takes.
+const FOURCC_LIST: &[u8] = b"fourCcList";
+
 /// A streaming pre-scanner for the chunks a peer sends, enforcing [`GuardLimits`] before rml_rtmp buffers them.
 #[derive(Debug, Clone)]
 pub struct ChunkGuard {
@@ -191,6 +194,8 @@ pub struct ChunkGuard {
     header_len: usize,
     /// The error already returned, repeated for any later bytes.
     failed: Option<GuardError>,
+    /// Whether a command announced Enhanced RTMP codecs (`fourCcList`, sent with `connect`).
+    enhanced: bool,
 }
 
 impl ChunkGuard {
@@ -205,7 +210,13 @@ impl ChunkGuard {
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
             failed: None,
+            enhanced: false,
         }
+    }
+
+    /// Whether the peer announced Enhanced RTMP codecs (a `fourCcList` in its `connect`).
+    pub fn announced_enhanced_rtmp(&self) -> bool {
+        self.enhanced
     }
 
     /// Scans `bytes` (any split: one byte at a time must work the same as all at once); Err means close the connection.
@@ -375,8 +386,11 @@ impl ChunkGuard {
                 }
                 self.chunk_size = size;
             }
-            Some(Message { type_id, command: Some(body), .. }) if !command_is_safe(type_id, &body) => {
-                return Err(GuardError::MalformedCommand);
+            Some(Message { type_id, command: Some(body), .. }) => {
+                if !command_is_safe(type_id, &body) {
+                    return Err(GuardError::MalformedCommand);
+                }
+                self.enhanced |= body.windows(FOURCC_LIST.len()).any(|w| w == FOURCC_LIST);
             }
             _ => {}
         }
@@ -664,6 +678,23 @@ mod tests {
             let _ = command_is_safe(20, &body);
             let _ = command_is_safe(17, &body);
         }
+    }
+
+    #[test]
+    fn a_connect_with_a_fourcc_list_announces_enhanced_rtmp() {
+        use rml_amf0::Amf0Value::{Number, Object, StrictArray, Utf8String};
+        let connect = |properties: Vec<(&str, rml_amf0::Amf0Value)>| {
+            let object = Object(properties.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+            let body = rml_amf0::serialize(&vec![Utf8String("connect".into()), Number(1.0), object]).unwrap();
+            chunk_message(3, 20, 0, 0, &body, 128)
+        };
+        let mut legacy = ChunkGuard::new(limits());
+        legacy.scan(&connect(vec![("app", Utf8String("LiveApp".into()))])).unwrap();
+        assert!(!legacy.announced_enhanced_rtmp());
+        let mut enhanced = ChunkGuard::new(limits());
+        let list = StrictArray(vec![Utf8String("Opus".into()), Utf8String("hvc1".into())]);
+        enhanced.scan(&connect(vec![("app", Utf8String("LiveApp".into())), ("fourCcList", list)])).unwrap();
+        assert!(enhanced.announced_enhanced_rtmp());
     }
 
     #[test]

@@ -175,7 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
                         self.input(&mut session, &mut guard, &buffer[..n]).await?;
                     }
                 },
-                Wake::Frame(Some(frame)) => self.play(&frame).await?,
+                Wake::Frame(Some(frame)) => self.play(&frame, guard.announced_enhanced_rtmp()).await?,
                 Wake::Frame(None) => {
                     if let Role::Playing(_, stream_id) = &self.role {
                         let packet =
@@ -348,14 +348,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
     /// Writes a frame to this player, with the frames queued behind it (the publisher's reads
     /// often hand several to the hub at once), in one vectored write. Each frame is serialised
     /// once for every player on stream 1.
-    async fn play(&mut self, first: &Frame) -> Result<(), ConnError> {
+    ///
+    /// A player that did not announce Enhanced RTMP (`enhanced`) gets no Enhanced RTMP audio
+    /// (Opus from WHIP, say): players before Enhanced RTMP stall on it, losing the video too.
+    async fn play(&mut self, first: &Frame, enhanced: bool) -> Result<(), ConnError> {
         let Role::Playing(session, stream_id) = &self.role else { return Ok(()) };
         let stream_id = *stream_id;
+        let wanted = |frame: &Frame| enhanced || !frame.is_enhanced_audio();
         let mut wires = Vec::with_capacity(4);
-        wires.push(rtmp_wire(first, stream_id));
+        if wanted(first) {
+            wires.push(rtmp_wire(first, stream_id));
+        }
         while wires.len() < MAX_FRAMES_PER_WRITE {
             let Some(frame) = session.side.try_recv() else { break };
-            wires.push(rtmp_wire(&frame, stream_id));
+            if wanted(&frame) {
+                wires.push(rtmp_wire(&frame, stream_id));
+            }
+        }
+        if wires.is_empty() {
+            return Ok(());
         }
         let writer = &mut self.writer;
         tokio::time::timeout(self.ctx.limits.idle_timeout, write_all_vectored(writer, &wires))

@@ -56,24 +56,42 @@ pub fn parse_config(record: &[u8]) -> Option<AvcConfig> {
     Some(AvcConfig { length_size, parameter_sets })
 }
 
-/// The Annex B access unit of length-prefixed NAL units; `prefix` NAL units go first.
-/// `None` when a length runs past the data.
-pub fn annex_b(avcc: &[u8], length_size: usize, prefix: &[Bytes]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(avcc.len() + prefix.iter().map(|p| p.len() + 4).sum::<usize>() + 16);
-    for nal in prefix {
-        out.extend_from_slice(&START_CODE);
-        out.extend_from_slice(nal);
-    }
+/// The NAL units of length-prefixed data; `None` when a length runs past the data.
+pub fn nal_units(avcc: &[u8], length_size: usize) -> Option<Vec<&[u8]>> {
+    let mut units = Vec::new();
     let mut rest = avcc;
     while !rest.is_empty() {
         let (len_bytes, tail) = rest.split_at_checked(length_size)?;
         let len = len_bytes.iter().fold(0usize, |n, b| n << 8 | usize::from(*b));
         let (nal, tail) = tail.split_at_checked(len)?;
-        out.extend_from_slice(&START_CODE);
-        out.extend_from_slice(nal);
+        units.push(nal);
         rest = tail;
     }
+    Some(units)
+}
+
+/// The Annex B access unit of length-prefixed NAL units; `prefix` NAL units go first.
+/// `None` when a length runs past the data.
+pub fn annex_b(avcc: &[u8], length_size: usize, prefix: &[Bytes]) -> Option<Vec<u8>> {
+    let units = nal_units(avcc, length_size)?;
+    let mut out = Vec::with_capacity(avcc.len() + prefix.iter().map(|p| p.len() + 4).sum::<usize>() + 16);
+    for nal in prefix.iter().map(|p| &p[..]).chain(units) {
+        out.extend_from_slice(&START_CODE);
+        out.extend_from_slice(nal);
+    }
     Some(out)
+}
+
+/// An AVCDecoderConfigurationRecord with 4-byte lengths for one SPS and one PPS.
+pub fn config_record(sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
+    let (profile, compatibility, level) = (*sps.get(1)?, *sps.get(2)?, *sps.get(3)?);
+    let mut record = vec![1, profile, compatibility, level, 0xff, 0xe1];
+    record.extend_from_slice(&u16::try_from(sps.len()).ok()?.to_be_bytes());
+    record.extend_from_slice(sps);
+    record.push(1);
+    record.extend_from_slice(&u16::try_from(pps.len()).ok()?.to_be_bytes());
+    record.extend_from_slice(pps);
+    Some(record)
 }
 
 #[cfg(test)]
@@ -97,6 +115,20 @@ mod tests {
         let sps = Bytes::from_static(&[0x67, 1]);
         assert_eq!(annex_b(&avcc, 4, &[sps]).unwrap(), [0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x65, 0xaa, 0, 0, 0, 1, 0x06]);
         assert_eq!(annex_b(&avcc[..7], 4, &[]), None, "a length past the end is refused");
+    }
+
+    #[test]
+    fn a_record_made_from_parameter_sets_reads_back() {
+        let (sps, pps) = ([0x67, 0x42, 0xc0, 0x1f, 0xda], [0x68, 0xce, 0x3c, 0x80]);
+        let config = parse_config(&config_record(&sps, &pps).unwrap()).unwrap();
+        assert_eq!(
+            config,
+            AvcConfig {
+                length_size: 4,
+                parameter_sets: vec![Bytes::copy_from_slice(&sps), Bytes::copy_from_slice(&pps)]
+            }
+        );
+        assert_eq!(config_record(&[0x67], &pps), None, "an SPS too short to name its profile");
     }
 
     #[test]

@@ -1,5 +1,355 @@
-//! WebRTC: WHEP playback of live streams to browsers (WHIP ingest is still to come), with the
-//! `webrtc` crate on the daemon's runtime.
+//! WebRTC: WHEP playback of live streams to browsers and WHIP ingest from them, with the
+//! `webrtc` crate on the daemon's runtime. This module keeps the sessions (each ends on DELETE,
+//! when its peer goes away, when its stream ends, or when the grant that admitted it ends) and
+//! builds their peer connections; [`whep`] and [`whip`] move the media.
 
 pub mod avc;
 pub mod whep;
+pub mod whip;
+
+use crate::config::ServerSettings;
+use crate::secrets::random_token;
+use crate::security::sessions::SessionHandle;
+use ::webrtc::media_stream::track_local::TrackLocal;
+use ::webrtc::media_stream::track_remote::TrackRemote;
+use ::webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+};
+use ::webrtc::rtp_transceiver::RtpSender;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateType;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+
+/// Time the ICE candidates of an answer may take to gather.
+pub const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a peer has to connect after its answer, before the session is dropped.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Time without a packet after which a peer counts as disconnected.
+pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(5);
+/// Time disconnected after which the session fails and its socket is freed.
+pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(10);
+/// How often an idle connection is kept alive.
+pub const ICE_KEEPALIVE_EVERY: Duration = Duration::from_secs(2);
+/// Most WebRTC sessions (WHEP and WHIP together) at once.
+pub const MAX_SESSIONS: usize = 100;
+
+/// Why an offer could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    /// The stream is not being published (WHEP).
+    #[error("stream is not live")]
+    NotLive,
+    /// The stream is being published already (WHIP).
+    #[error("stream is already being published")]
+    InUse,
+    /// As many sessions as allowed are open.
+    #[error("too many WebRTC sessions ({MAX_SESSIONS})")]
+    Full,
+    /// Every UDP port of webrtc.udpPortMin..webrtc.udpPortMax is taken.
+    #[error("no free UDP port in {0}..={1} (webrtc.udpPortMin, webrtc.udpPortMax)")]
+    NoPort(u16, u16),
+    /// The offer cannot be answered.
+    #[error("the SDP offer cannot be answered: {0}")]
+    Offer(String),
+}
+
+fn offer_error(e: impl std::fmt::Display) -> WebRtcError {
+    WebRtcError::Offer(e.to_string())
+}
+
+/// An answered offer.
+pub struct Answered {
+    /// The SDP answer.
+    pub sdp: String,
+    /// The session's id, for its Location.
+    pub id: String,
+    /// What was left out of the media, to tell the client (AAC audio for WHEP).
+    pub left_out: Option<&'static str>,
+}
+
+/// Where WebRTC media goes on the network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The address media sockets bind (0.0.0.0: every interface but loopback).
+    pub host: IpAddr,
+    /// The public address of a box behind 1:1 NAT, offered instead of its own.
+    pub public_address: Option<IpAddr>,
+    /// The UDP ports sessions take theirs from (`0..=0`: any free port).
+    pub ports: RangeInclusive<u16>,
+}
+
+impl Network {
+    /// The network settings of `server`.
+    pub fn from_settings(server: &ServerSettings) -> Self {
+        Network {
+            host: server.webrtc_host,
+            public_address: server.webrtc_public_address,
+            ports: server.webrtc_udp_port_min.0..=server.webrtc_udp_port_max.0,
+        }
+    }
+}
+
+/// The daemon's WebRTC sessions.
+pub struct WebRtc {
+    network: Network,
+    /// Counts the ports handed out, to walk the range round.
+    next_port: AtomicU16,
+    sessions: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+/// A peer connection whose answer is made.
+struct Negotiated {
+    pc: Arc<dyn PeerConnection>,
+    events: Arc<Events>,
+    connected: mpsc::Receiver<()>,
+    senders: Vec<Arc<dyn RtpSender>>,
+    sdp: String,
+}
+
+/// What ends a session besides its media: the grant that admitted it.
+pub struct GrantWatch {
+    /// Completes when the credentials are revoked.
+    pub handle: SessionHandle,
+    /// When the credentials expire, if they do.
+    pub ends_at: Option<Instant>,
+}
+
+impl WebRtc {
+    /// Sessions on `network`.
+    pub fn new(network: Network) -> Arc<Self> {
+        Arc::new(WebRtc { network, next_port: AtomicU16::new(0), sessions: Mutex::default() })
+    }
+
+    /// A UDP port for a new session: any (0) without a range, else the next free one in it.
+    fn udp_port(&self) -> Result<u16, WebRtcError> {
+        let (low, high) = (*self.network.ports.start(), *self.network.ports.end());
+        if high == 0 {
+            return Ok(0);
+        }
+        let span = u32::from(high - low) + 1;
+        for _ in 0..span {
+            let offset = u32::from(self.next_port.fetch_add(1, Ordering::Relaxed)) % span;
+            let port = low + offset as u16;
+            if std::net::UdpSocket::bind((self.network.host, port)).is_ok() {
+                return Ok(port);
+            }
+        }
+        Err(WebRtcError::NoPort(low, high))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// WebRTC sessions open now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ends session `id`; false when there is none.
+    pub fn stop(&self, id: &str) -> bool {
+        match self.lock().remove(id) {
+            Some(end) => {
+                end.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A peer connection for `codecs` with the local `tracks`, answering `offer`.
+    async fn answer(
+        &self,
+        codecs: &[(RTCRtpCodecParameters, RtpCodecKind)],
+        tracks: &[Arc<dyn TrackLocal>],
+        offer: String,
+    ) -> Result<Negotiated, WebRtcError> {
+        if self.len() >= MAX_SESSIONS {
+            return Err(WebRtcError::Full);
+        }
+        let (events, mut gathered, connected) = Events::new();
+        let mut media = MediaEngine::default();
+        for (codec, kind) in codecs {
+            media.register_codec(codec.clone(), *kind).map_err(offer_error)?;
+        }
+        let registry = register_default_interceptors(Registry::new(), &mut media).map_err(offer_error)?;
+        let mut engine = SettingEngineBuilder::new().with_ice_timeouts(
+            Some(ICE_DISCONNECTED_AFTER),
+            Some(ICE_FAILED_AFTER),
+            Some(ICE_KEEPALIVE_EVERY),
+        );
+        if let Some(public) = self.network.public_address {
+            engine = engine.with_nat_1to1_ips(vec![public.to_string()], RTCIceCandidateType::Host);
+        }
+        let port = self.udp_port()?;
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(engine.build())
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_handler(events.clone())
+            .with_udp_addrs(vec![SocketAddr::new(self.network.host, port)])
+            .build()
+            .await
+            .map_err(offer_error)?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let answered = async {
+            let mut senders = Vec::new();
+            for track in tracks {
+                senders.push(pc.add_track(track.clone()).await.map_err(offer_error)?);
+            }
+            let offer = RTCSessionDescription::offer(offer).map_err(offer_error)?;
+            pc.set_remote_description(offer).await.map_err(offer_error)?;
+            let answer = pc.create_answer(None).await.map_err(offer_error)?;
+            pc.set_local_description(answer).await.map_err(offer_error)?;
+            let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.recv()).await;
+            let local = pc.local_description().await.ok_or_else(|| offer_error("no local description"))?;
+            Ok::<_, WebRtcError>((senders, local.sdp))
+        };
+        match answered.await {
+            Ok((senders, sdp)) => Ok(Negotiated { pc, events, connected, senders, sdp }),
+            Err(e) => {
+                let _ = pc.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Keeps session `pc` until `media` ends, DELETE, the peer leaves or the grant ends.
+    fn keep(
+        self: &Arc<Self>,
+        pc: Arc<dyn PeerConnection>,
+        events: Arc<Events>,
+        grant: GrantWatch,
+        media: impl Future<Output = &'static str> + Send + 'static,
+    ) -> Option<String> {
+        let id = random_token(16)?;
+        let end = Arc::new(Notify::new());
+        self.lock().insert(id.clone(), end.clone());
+        let (webrtc, session_id) = (self.clone(), id.clone());
+        tokio::spawn(async move {
+            let why = tokio::select! {
+                why = media => why,
+                () = end.notified() => "stopped",
+                () = grant.handle.revoked() => "credentials revoked",
+                () = until(grant.ends_at) => "credentials expired",
+                () = events.closed.notified() => "peer gone",
+            };
+            log::info!("webrtc session {session_id} ended: {why}");
+            webrtc.lock().remove(&session_id);
+            let _ = pc.close().await;
+        });
+        Some(id)
+    }
+}
+
+/// Sleeps until `deadline`, or for ever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The H.264 codec (constrained baseline and up, packetization mode 1).
+fn h264_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_H264.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 102,
+    }
+}
+
+/// The Opus codec (48 kHz, stereo).
+fn opus_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 111,
+    }
+}
+
+/// A random SSRC.
+fn random_ssrc() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    u32::from_be_bytes(bytes)
+}
+
+/// What a peer connection tells its session.
+struct Events {
+    gathered: mpsc::Sender<()>,
+    connected: mpsc::Sender<()>,
+    tracks: mpsc::Sender<Arc<dyn TrackRemote>>,
+    tracks_rx: Mutex<Option<mpsc::Receiver<Arc<dyn TrackRemote>>>>,
+    closed: Notify,
+}
+
+impl Events {
+    fn new() -> (Arc<Self>, mpsc::Receiver<()>, mpsc::Receiver<()>) {
+        let (gathered, gathered_rx) = mpsc::channel(1);
+        let (connected, connected_rx) = mpsc::channel(1);
+        let (tracks, tracks_rx) = mpsc::channel(4);
+        let events =
+            Events { gathered, connected, tracks, tracks_rx: Mutex::new(Some(tracks_rx)), closed: Notify::new() };
+        (Arc::new(events), gathered_rx, connected_rx)
+    }
+
+    /// The remote tracks as they arrive (taken once).
+    fn take_tracks(&self) -> Option<mpsc::Receiver<Arc<dyn TrackRemote>>> {
+        self.tracks_rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        match state {
+            RTCPeerConnectionState::Connected => {
+                let _ = self.connected.try_send(());
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Closed => {
+                self.closed.notify_one();
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.try_send(track);
+    }
+}

@@ -50,9 +50,9 @@ export async function restart(rampart) {
     daemon.on("exit", (code) => reject(new Error(`rampart exited (${code}) before listening:\n${log}`)));
     Object.assign(rampart, { daemon, ports, log: () => log });
   });
-  rampart.waitLive = async (stream) => {
+  rampart.waitLive = async (stream, protocol = "rtmp") => {
     const deadline = Date.now() + 60_000;
-    while (!rampart.log().includes(`allowed publish rtmp LiveApp/${stream}`)) {
+    while (!rampart.log().includes(`allowed publish ${protocol} LiveApp/${stream}`)) {
       if (Date.now() > deadline) throw new Error(`${stream} never went live`);
       await new Promise((r) => setTimeout(r, 100));
     }

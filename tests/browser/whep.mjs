@@ -2,7 +2,7 @@
 // plays it over WebRTC and decodes frames. The application requires a one-time play token: an
 // offer without one is refused (403, the reason in the audit log), one with a token made
 // through the REST API plays. DELETE ends a session, and sessions opened and closed leave no
-// sockets behind.
+// sockets behind; media takes its UDP ports from webrtc.udpPortMin..webrtc.udpPortMax.
 //
 // usage: node tests/browser/whep.mjs <rampart binary>
 
@@ -11,7 +11,11 @@ import { readdirSync } from "node:fs";
 import { launchBrowser, startRampart, publish, shot, cleanUp } from "./harness.mjs";
 
 const CYCLES = 5;
-const rampart = await startRampart({ server: "webrtc.host=127.0.0.1\n", app: "playTokenControlEnabled=true\n" });
+const PORTS = [40100, 40110];
+const rampart = await startRampart({
+  server: `webrtc.host=127.0.0.1\nwebrtc.udpPortMin=${PORTS[0]}\nwebrtc.udpPortMax=${PORTS[1]}\n`,
+  app: "playTokenControlEnabled=true\n",
+});
 const browser = await launchBrowser(["--allow-loopback-in-peer-connection"]);
 const base = `http://127.0.0.1:${rampart.ports.HTTP}`;
 const openFds = () => readdirSync(`/proc/${rampart.daemon.pid}/fd`).length;
@@ -58,6 +62,9 @@ try {
   await waitFor("60 frames decoded", async () => (await decoded(page)) > 60);
   assert.match(await page.textContent("#watch-status"), /connected · audio left out: AAC/);
   await shot(page, "12-watch");
+  const answer = await page.evaluate(() => window.rampartPeer.remoteDescription.sdp);
+  const ports = [...answer.matchAll(/a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 (\d+) typ host/gi)].map((m) => Number(m[1]));
+  assert.ok(ports.length > 0 && ports.every((p) => p >= PORTS[0] && p <= PORTS[1]), `candidate ports ${ports} in ${PORTS}`);
   const location = await page.evaluate(() => window.rampartSession);
   assert.match(location, /^\/LiveApp\/whep\/cam1\/[A-Za-z0-9_-]+$/);
   assert.equal((await fetch(`${base}${location}`, { method: "DELETE" })).status, 200);

@@ -1,25 +1,27 @@
-//! WHEP at `/<App>/whep/<streamId>`: POST an SDP offer (credentials in the query or
-//! `Authorization: Bearer`), get 201 with the SDP answer and the session's Location; DELETE
-//! the Location to end it; OPTIONS answers CORS preflight, so a player page on another origin
-//! can use it. Every offer is a play decided by the security pipeline.
+//! WHEP at `/<App>/whep/<streamId>` and WHIP at `/<App>/whip/<streamId>`: POST an SDP offer
+//! (credentials in the query or `Authorization: Bearer`), get 201 with the SDP answer and the
+//! session's Location; DELETE the Location to end it; OPTIONS answers CORS preflight, so a page
+//! on another origin can use them. Every offer is a play (WHEP) or a publish (WHIP) decided by
+//! the security pipeline.
 
 use super::reply::{Reply, failure, with_body};
 use super::server::{Call, Http};
 use crate::security::{AccessRequest, Action, Credentials, Decision, Protocol};
-use crate::webrtc::whep::WhepError;
+use crate::webrtc::{GrantWatch, WebRtcError};
 use http::{HeaderValue, StatusCode, header};
 
 /// Longest SDP offer accepted.
 pub const MAX_OFFER_BYTES: usize = 32 * 1024;
 
-/// Answers a WHEP call for `app/stream` (`session`: the id in a session's Location).
-pub async fn handle(call: &Call, app: &str, stream: &str, session: Option<&str>, http: &Http) -> Reply {
+/// Answers a WHEP (`action` play) or WHIP (publish) call for `app/stream` (`session`: the id
+/// in a session's Location).
+pub async fn handle(call: &Call, action: Action, app: &str, stream: &str, session: Option<&str>, http: &Http) -> Reply {
     let mut reply = match (call.method.as_str(), session) {
         ("OPTIONS", _) => with_body(StatusCode::NO_CONTENT, "text/plain", ""),
-        ("POST", None) => offer(call, app, stream, http).await,
-        ("DELETE", Some(id)) if http.services.whep.stop(id) => with_body(StatusCode::OK, "text/plain", ""),
-        ("DELETE", Some(_)) => failure(StatusCode::NOT_FOUND, "no such WHEP session"),
-        _ => failure(StatusCode::METHOD_NOT_ALLOWED, "WHEP takes POST of an offer, and DELETE of a session"),
+        ("POST", None) => offer(call, action, app, stream, http).await,
+        ("DELETE", Some(id)) if http.services.webrtc.stop(id) => with_body(StatusCode::OK, "text/plain", ""),
+        ("DELETE", Some(_)) => failure(StatusCode::NOT_FOUND, "no such WebRTC session"),
+        _ => failure(StatusCode::METHOD_NOT_ALLOWED, "POST an SDP offer, or DELETE a session's Location"),
     };
     let headers = reply.headers_mut();
     for (name, value) in [
@@ -33,7 +35,7 @@ pub async fn handle(call: &Call, app: &str, stream: &str, session: Option<&str>,
     reply
 }
 
-async fn offer(call: &Call, app: &str, stream: &str, http: &Http) -> Reply {
+async fn offer(call: &Call, action: Action, app: &str, stream: &str, http: &Http) -> Reply {
     let content_type = call.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with("application/sdp") {
         return failure(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp");
@@ -46,9 +48,10 @@ async fn offer(call: &Call, app: &str, stream: &str, http: &Http) -> Reply {
     if let Some(auth) = call.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         credentials = credentials.with_authorization(auth);
     }
+    let protocol = if action == Action::Play { Protocol::Whep } else { Protocol::Whip };
     let request = AccessRequest {
-        action: Action::Play,
-        protocol: Protocol::Whep,
+        action,
+        protocol,
         app: app.to_string(),
         stream_id: stream.to_string(),
         room_id: None,
@@ -60,24 +63,28 @@ async fn offer(call: &Call, app: &str, stream: &str, http: &Http) -> Reply {
         Decision::Allow(grant) => grant,
         Decision::Deny(_) => return failure(StatusCode::FORBIDDEN, "access denied"),
     };
-    let grant_end =
-        grant.ends_at(services.clock.as_ref()).filter(|_| services.settings().server.end_sessions_with_grant);
-    let handle = services.sessions.register(app, stream, &grant);
-    match services.whep.play(&services.hub, app, stream, sdp.to_string(), handle, grant_end).await {
+    let ends_at = grant.ends_at(services.clock.as_ref()).filter(|_| services.settings().server.end_sessions_with_grant);
+    let grant = GrantWatch { handle: services.sessions.register(app, stream, &grant), ends_at };
+    let offer = sdp.to_string();
+    let answered = match action {
+        Action::Play => services.webrtc.play(&services.hub, app, stream, offer, grant).await,
+        Action::Publish => services.webrtc.publish(&services.hub, app, stream, call.ip, offer, grant).await,
+    };
+    match answered {
         Ok(answered) => {
             let mut reply = with_body(StatusCode::CREATED, "application/sdp", answered.sdp);
-            let location = format!("/{app}/whep/{stream}/{}", answered.id);
+            let location = format!("/{app}/{}/{stream}/{}", protocol.as_str(), answered.id);
             if let Ok(value) = HeaderValue::from_str(&location) {
                 reply.headers_mut().insert(header::LOCATION, value);
             }
-            if answered.audio_left_out {
-                let note = HeaderValue::from_static("left out: AAC cannot be sent over WebRTC");
-                reply.headers_mut().insert("x-rampart-audio", note);
+            if let Some(note) = answered.left_out {
+                reply.headers_mut().insert("x-rampart-audio", HeaderValue::from_static(note));
             }
             reply
         }
-        Err(e @ WhepError::NotLive) => failure(StatusCode::NOT_FOUND, e),
-        Err(e @ WhepError::Full) => failure(StatusCode::SERVICE_UNAVAILABLE, e),
-        Err(e @ WhepError::Offer(_)) => failure(StatusCode::BAD_REQUEST, e),
+        Err(e @ WebRtcError::NotLive) => failure(StatusCode::NOT_FOUND, e),
+        Err(e @ WebRtcError::InUse) => failure(StatusCode::CONFLICT, e),
+        Err(e @ (WebRtcError::Full | WebRtcError::NoPort(..))) => failure(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e @ WebRtcError::Offer(_)) => failure(StatusCode::BAD_REQUEST, e),
     }
 }
