@@ -270,7 +270,7 @@ async fn until(deadline: Option<Instant>) {
 }
 
 /// The H.264 codec (constrained baseline and up, packetization mode 1).
-fn h264_codec() -> RTCRtpCodecParameters {
+pub fn h264_codec() -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: MIME_TYPE_H264.to_owned(),

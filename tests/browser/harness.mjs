@@ -94,7 +94,22 @@ export async function shot(page, name) {
 }
 
 /** Kills what the test started and removes its files. */
-export async function cleanUp(rampart) {
+async function cleanUp(rampart) {
   for (const child of children) child.kill("SIGKILL");
   rmSync(rampart.work, { recursive: true, force: true });
+}
+
+/** Runs the test's `body`, then closes the browser and cleans up; exits 1 if the body threw. */
+export async function finish(rampart, browser, body) {
+  let failed = false;
+  try {
+    await body();
+  } catch (e) {
+    failed = true;
+    console.error(e);
+  } finally {
+    await browser.close();
+    await cleanUp(rampart);
+  }
+  process.exit(failed ? 1 : 0);
 }

@@ -6,7 +6,7 @@
 // usage: node tests/browser/panel.mjs <rampart binary>
 
 import assert from "node:assert/strict";
-import { launchBrowser, startRampart, restart, stop, publish, shot, cleanUp } from "./harness.mjs";
+import { finish, launchBrowser, startRampart, restart, stop, publish, shot } from "./harness.mjs";
 
 const PASSWORD = "panel test password";
 
@@ -21,8 +21,7 @@ async function login(page, base) {
 
 const rampart = await startRampart({ server: "webrtc.host=127.0.0.1\n" });
 const browser = await launchBrowser(["--allow-loopback-in-peer-connection"]);
-let failed = false;
-try {
+await finish(rampart, browser, async () => {
   let base = `http://127.0.0.1:${rampart.ports.HTTP}`;
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
@@ -118,11 +117,4 @@ try {
   assert.deepEqual(errors, [], "no script errors and no CSP violations");
   await stop(rampart);
   console.log("panel flow passed: screenshots in tests/browser/artifacts/");
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  await cleanUp(rampart);
-}
-process.exit(failed ? 1 : 0);
+});

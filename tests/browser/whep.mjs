@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
-import { launchBrowser, startRampart, publish, shot, cleanUp } from "./harness.mjs";
+import { finish, launchBrowser, startRampart, publish, shot } from "./harness.mjs";
 
 const CYCLES = 5;
 const PORTS = [40100, 40110];
@@ -45,8 +45,7 @@ async function waitFor(what, condition, ms = 30_000) {
   }
 }
 
-let failed = false;
-try {
+await finish(rampart, browser, async () => {
   publish(`rtmp://127.0.0.1:${rampart.ports.RTMP}/LiveApp/cam1`);
   await rampart.waitLive("cam1");
 
@@ -82,11 +81,4 @@ try {
   }
   await waitFor(`open descriptors back to ${before}`, async () => openFds() <= before, 15_000);
   console.log(`whep flow passed: ${CYCLES} sessions opened and closed, ${openFds()} descriptors open (${before} before)`);
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  await cleanUp(rampart);
-}
-process.exit(failed ? 1 : 0);
+});

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { launchBrowser, startRampart, shot, cleanUp } from "./harness.mjs";
+import { finish, launchBrowser, startRampart, shot } from "./harness.mjs";
 
 const rampart = await startRampart({ server: "webrtc.host=127.0.0.1\n" });
 const browser = await launchBrowser(["--allow-loopback-in-peer-connection", "--use-fake-device-for-media-stream",
@@ -14,8 +14,7 @@ const browser = await launchBrowser(["--allow-loopback-in-peer-connection", "--u
 const base = `http://127.0.0.1:${rampart.ports.HTTP}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-let failed = false;
-try {
+await finish(rampart, browser, async () => {
   const sender = await browser.newPage();
   await sender.goto(`${base}/watch.html`);
   const status = await sender.evaluate(async () => {
@@ -69,11 +68,4 @@ try {
   const frames = Math.max(0, ...[...ffmpeg.stderr.matchAll(/frame=\s*(\d+)/g)].map((m) => Number(m[1])));
   assert.ok(frames >= 60, `ffmpeg read ${frames} H.264 frames of the WHIP stream over RTMP:\n${ffmpeg.stderr.split("\n").filter((l) => !l.includes("Audio codec (9)") && !l.includes("If you want to help")).join("\n").slice(-3000)}`);
   console.log(`whip flow passed: ${frames} frames read over RTMP`);
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  await cleanUp(rampart);
-}
-process.exit(failed ? 1 : 0);
+});
