@@ -253,7 +253,8 @@ impl WebRtc {
                 () = until(grant.ends_at) => "credentials expired",
                 () = events.closed.notified() => "peer gone",
             };
-            log::info!("webrtc session {session_id} ended: {why}");
+            // The id is what DELETE takes: only its first characters go to the log.
+            log::info!("webrtc session {}… ended: {why}", session_id.get(..6).unwrap_or_default());
             webrtc.lock().remove(&session_id);
             let _ = pc.close().await;
         });
