@@ -142,11 +142,9 @@ impl AppApi<'_> {
 
     /// The `type` query parameter: `publish` or `play`.
     fn action_param(&self) -> Result<Action, Reply> {
-        match query_param(self.call.query.as_deref(), "type").as_deref() {
-            Some("publish") => Ok(Action::Publish),
-            Some("play") => Ok(Action::Play),
-            _ => Err(failure(StatusCode::BAD_REQUEST, "type must be publish or play")),
-        }
+        query_param(self.call.query.as_deref(), "type")
+            .and_then(|name| Action::from_name(&name))
+            .ok_or_else(|| failure(StatusCode::BAD_REQUEST, "type must be publish or play"))
     }
 
     /// The `expireDate` query parameter: unix seconds, in the future.

@@ -45,6 +45,11 @@ impl Action {
             Action::Play => "play",
         }
     }
+
+    /// The action named `name` (see [`Action::as_str`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Action::Publish, Action::Play].into_iter().find(|a| a.as_str() == name)
+    }
 }
 
 /// The protocol a request came in on.

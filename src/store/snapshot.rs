@@ -106,7 +106,7 @@ pub(super) fn decode(bytes: &[u8], now: u64) -> Result<Records, String> {
         ..Records::default()
     };
     for t in snapshot.tokens.into_iter().filter(|t| t.expire_date > now) {
-        let kind = action(&t.kind).ok_or_else(|| format!("token kind {:?}", t.kind))?;
+        let kind = Action::from_name(&t.kind).ok_or_else(|| format!("token kind {:?}", t.kind))?;
         let token = OneTimeToken {
             token_id: Secret::new(t.token_id),
             stream_id: t.stream_id,
@@ -131,12 +131,4 @@ pub(super) fn decode(bytes: &[u8], now: u64) -> Result<Records, String> {
         records.subscribers.insert((subscriber.stream_id.clone(), subscriber.subscriber_id.clone()), subscriber);
     }
     Ok(records)
-}
-
-fn action(name: &str) -> Option<Action> {
-    match name {
-        "publish" => Some(Action::Publish),
-        "play" => Some(Action::Play),
-        _ => None,
-    }
 }
