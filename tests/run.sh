@@ -14,6 +14,25 @@ trap 'rm -rf "$LOGS"' EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Test builds keep line tables only (enough for a panic's backtrace) and no incremental state:
+# with full debug info a run needs ~13 GB of disk, more than a CI machine may have free.
+export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
+
+# Below this much free space, a stage's build is removed once the stage has passed.
+KEEP_BUILDS_ABOVE_GB=${KEEP_BUILDS_ABOVE_GB:-20}
+
+free_gb() { df -P -BG target . 2>/dev/null | awk 'NR == 2 {sub("G", "", $4); print $4}'; }
+
+# Removes a finished stage's build directory when the disk is short of space.
+finished_with() {
+  local free
+  free=$(free_gb)
+  if ((free < KEEP_BUILDS_ABOVE_GB)); then
+    echo "disk: ${free} GB free, below ${KEEP_BUILDS_ABOVE_GB} GB: removing $1 ($(du -sh "$1" | cut -f1))"
+    rm -rf "$1"
+  fi
+}
+
 # What must exist (a command or a file) and the Debian package that brings it.
 REQUIREMENTS=(
   "aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu"
@@ -66,6 +85,8 @@ passed_in() { grep -ho '[0-9]* passed' "$LOGS/$1.log" | awk '{n += $1} END {prin
 size_of() { stat -c %s "target/$1/release/rampart"; }
 
 install_missing
+mkdir -p target
+echo "disk: $(free_gb) GB free at the start"
 
 step "lints: rustfmt and clippy"
 cargo fmt --check
@@ -80,12 +101,14 @@ cargo build --locked
 node tests/browser/panel.mjs target/debug/rampart
 node tests/browser/whep.mjs target/debug/rampart
 node tests/browser/whip.mjs target/debug/rampart
+finished_with target/debug
 
 step "aarch64 release build ($AARCH64)"
 cargo build --locked --release --target "$AARCH64"
 
 step "aarch64 tests, executed by qemu-aarch64 (the runner in .cargo/config.toml)"
 run_tests aarch64 --target "$AARCH64"
+finished_with "target/$AARCH64/debug"
 
 step "armv7 release build ($ARMV7)"
 cargo build --locked --release --target "$ARMV7"
@@ -96,4 +119,5 @@ echo "armv7 release binary:   $(size_of "$ARMV7") bytes (target/$ARMV7/release/r
 echo "host tests:    $(passed_in host) passed"
 echo "aarch64 tests under qemu-aarch64: $(passed_in aarch64) passed"
 echo "browser tests: the panel, WHEP and WHIP flows passed (screenshots in tests/browser/artifacts/)"
+echo "disk: $(free_gb) GB free at the end, target/ holds $(du -sh target | cut -f1)"
 echo "$(( $(passed_in host) + $(passed_in aarch64) )) passed, 0 failed"
