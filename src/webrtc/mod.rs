@@ -22,7 +22,6 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use std::collections::HashMap;
 use std::future::Future;
@@ -191,14 +190,11 @@ impl WebRtc {
             media.register_codec(codec.clone(), *kind).map_err(offer_error)?;
         }
         let registry = register_default_interceptors(Registry::new(), &mut media).map_err(offer_error)?;
-        let mut engine = SettingEngineBuilder::new().with_ice_timeouts(
+        let engine = SettingEngineBuilder::new().with_ice_timeouts(
             Some(ICE_DISCONNECTED_AFTER),
             Some(ICE_FAILED_AFTER),
             Some(ICE_KEEPALIVE_EVERY),
         );
-        if let Some(public) = self.network.public_address {
-            engine = engine.with_nat_1to1_ips(vec![public.to_string()], RTCIceCandidateType::Host);
-        }
         let port = self.udp_port()?;
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
@@ -222,7 +218,11 @@ impl WebRtc {
             pc.set_local_description(answer).await.map_err(offer_error)?;
             let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.recv()).await;
             let local = pc.local_description().await.ok_or_else(|| offer_error("no local description"))?;
-            Ok::<_, WebRtcError>((senders, local.sdp))
+            let sdp = match self.network.public_address {
+                Some(public) => with_public_address(&local.sdp, public),
+                None => local.sdp,
+            };
+            Ok::<_, WebRtcError>((senders, sdp))
         };
         match answered.await {
             Ok((senders, sdp)) => Ok(Negotiated { pc, events, connected, senders, sdp }),
@@ -352,5 +352,51 @@ impl PeerConnectionEventHandler for Events {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let _ = self.tracks.try_send(track);
+    }
+}
+
+/// `sdp` with the address of each host candidate replaced by `public`, the ports kept: what a
+/// box behind 1:1 NAT offers. (The crate takes `nat_1to1_ips` as a setting but, in 0.21, never
+/// applies it.) ICE still works: the NAT forwards the peer's checks to the box's own socket.
+fn with_public_address(sdp: &str, public: IpAddr) -> String {
+    let public = public.to_string();
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let mut fields: Vec<&str> = body.split(' ').collect();
+        // a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>
+        if body.starts_with("a=candidate:") && fields.get(6..8) == Some(&["typ", "host"][..]) {
+            fields[4] = &public;
+            out.push_str(&fields.join(" "));
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_candidates_carry_the_public_address_and_everything_else_is_kept() {
+        let sdp = "v=0\r\nc=IN IP4 0.0.0.0\r\n\
+                   a=candidate:1 1 udp 2130706431 10.0.0.5 40200 typ host\r\n\
+                   a=candidate:2 1 udp 1694498815 198.51.100.9 40200 typ srflx raddr 10.0.0.5 rport 40200\r\n\
+                   a=end-of-candidates\r\n";
+        let public = with_public_address(sdp, "203.0.113.7".parse().unwrap());
+        assert_eq!(
+            public,
+            "v=0\r\nc=IN IP4 0.0.0.0\r\n\
+             a=candidate:1 1 udp 2130706431 203.0.113.7 40200 typ host\r\n\
+             a=candidate:2 1 udp 1694498815 198.51.100.9 40200 typ srflx raddr 10.0.0.5 rport 40200\r\n\
+             a=end-of-candidates\r\n"
+        );
+        assert_eq!(
+            with_public_address("a=candidate:1 1 udp 1 ::1 9 typ host", "2001:db8::1".parse().unwrap()),
+            "a=candidate:1 1 udp 1 2001:db8::1 9 typ host"
+        );
     }
 }

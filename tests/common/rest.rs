@@ -100,8 +100,17 @@ impl Rest {
         answer
     }
 
-    /// Sends one request and reads the whole answer.
+    /// POSTs a body of `content_type`.
+    pub fn post_as(&self, path: &str, content_type: &str, body: &str) -> Answer {
+        self.send("POST", path, content_type, Some(body))
+    }
+
+    /// Sends one request with a JSON body (or none) and reads the whole answer.
     pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
+        self.send(method, path, "application/json", body)
+    }
+
+    fn send(&self, method: &str, path: &str, content_type: &str, body: Option<&str>) -> Answer {
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
         if let Some(cookie) = &self.cookie {
             request += &format!("Cookie: {cookie}\r\n");
@@ -113,7 +122,7 @@ impl Rest {
             request += &format!("{name}: {value}\r\n");
         }
         let body = body.unwrap_or_default();
-        request += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        request += &format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         self.exchange(request.as_bytes())
     }
 
