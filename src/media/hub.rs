@@ -5,12 +5,13 @@
 
 use super::flv::Codec;
 use super::{Frame, MediaKind};
+use atomic_waker::AtomicWaker;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::Notify;
 
 /// Bounds of the hub's memory.
 #[derive(Debug, Clone, Copy)]
@@ -148,14 +149,16 @@ pub struct Reader {
 impl Reader {
     /// The next frame, or `None` once the stream has ended.
     pub async fn recv(&self) -> Option<Arc<Frame>> {
-        loop {
-            let notified = self.queue.notify.notified();
+        std::future::poll_fn(|cx| {
+            // Registered before looking, so a frame offered in between still wakes this task.
+            self.queue.waker.register(cx.waker());
             match self.queue.pop() {
-                Some(Queued::Frame(frame)) => return Some(frame),
-                Some(Queued::Ended) => return None,
-                None => notified.await,
+                Some(Queued::Frame(frame)) => Poll::Ready(Some(frame)),
+                Some(Queued::Ended) => Poll::Ready(None),
+                None => Poll::Pending,
             }
-        }
+        })
+        .await
     }
 
     /// The next frame if one is queued already, without waiting (to send several at once).
@@ -180,7 +183,9 @@ impl Drop for Reader {
 
 struct ReaderQueue {
     state: Mutex<QueueState>,
-    notify: Notify,
+    /// The reader's task, woken when a frame is queued. A reader has one task: an
+    /// [`AtomicWaker`] wakes it without the lock and waiter list a `Notify` takes per frame.
+    waker: AtomicWaker,
     max_bytes: usize,
 }
 
@@ -229,12 +234,12 @@ impl ReaderQueue {
         state.bytes += size;
         state.frames.push_back(frame.clone());
         drop(state);
-        self.notify.notify_one();
+        self.waker.wake();
     }
 
     fn end(&self) {
         lock(&self.state).ended = true;
-        self.notify.notify_one();
+        self.waker.wake();
     }
 }
 
@@ -341,7 +346,7 @@ impl Live {
             return None;
         }
         let queue =
-            Arc::new(ReaderQueue { state: Mutex::new(QueueState::default()), notify: Notify::new(), max_bytes });
+            Arc::new(ReaderQueue { state: Mutex::new(QueueState::default()), waker: AtomicWaker::new(), max_bytes });
         let headers = [&state.metadata, &state.video_header, &state.audio_header];
         for frame in headers.into_iter().flatten() {
             queue.offer(frame, true);

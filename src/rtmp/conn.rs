@@ -18,8 +18,12 @@ use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent,
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_rustls::server::TlsStream;
 
 /// The chunk size rampart sends with; players' chunks are serialised with it.
 pub const OUT_CHUNK_SIZE: usize = 4096;
@@ -29,6 +33,8 @@ const RML_DATA_CSID: u8 = 3;
 const READ_BUFFER: usize = 16 * 1024;
 /// Most queued frames sent to a player in one write.
 const MAX_FRAMES_PER_WRITE: usize = 32;
+/// Milliseconds of media time audio may wait for the next video frame before it is written.
+const AUDIO_WAIT_MS: u32 = 100;
 
 /// Bounds of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -102,31 +108,66 @@ enum Wake {
     Revoked,
 }
 
+/// A connection that splits into a reading and a writing half.
+pub trait Duplex {
+    /// The reading half.
+    type Read: AsyncRead + Unpin + Send;
+    /// The writing half.
+    type Write: AsyncWrite + Unpin + Send;
+    /// The two halves.
+    fn halves(self) -> (Self::Read, Self::Write);
+}
+
+/// Plain TCP splits without a lock: each half is the socket itself.
+impl Duplex for TcpStream {
+    type Read = OwnedReadHalf;
+    type Write = OwnedWriteHalf;
+    fn halves(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.into_split()
+    }
+}
+
+/// TLS keeps one state for both directions, so its halves share it behind a lock.
+impl Duplex for TlsStream<TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn halves(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
 /// Serves one connection until it closes, fails or is refused; the reason is logged.
-pub async fn serve<S>(stream: S, peer: SocketAddr, protocol: Protocol, ctx: Arc<Context>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    let (reader, writer) = tokio::io::split(stream);
-    let mut conn = Conn { ctx, peer, protocol, writer, role: Role::Idle, last_activity: Instant::now() };
+pub async fn serve<S: Duplex>(stream: S, peer: SocketAddr, protocol: Protocol, ctx: Arc<Context>) {
+    let (reader, writer) = stream.halves();
+    let mut conn = Conn {
+        ctx,
+        peer,
+        protocol,
+        writer,
+        pending: Pending::default(),
+        role: Role::Idle,
+        last_activity: Instant::now(),
+    };
     match conn.run(reader).await {
         Ok(()) => log::debug!("{} {peer}: closed", protocol.as_str()),
         Err(e) => log::info!("{} {peer}: {e}", protocol.as_str()),
     }
 }
 
-struct Conn<S> {
+struct Conn<W> {
     ctx: Arc<Context>,
     peer: SocketAddr,
     protocol: Protocol,
-    writer: WriteHalf<S>,
+    writer: W,
+    /// Frames serialised for this player and not written yet.
+    pending: Pending,
     role: Role,
     /// When bytes last went either way; a connection silent both ways for the idle timeout closes.
     last_activity: Instant,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
-    async fn run(&mut self, mut reader: ReadHalf<S>) -> Result<(), ConnError> {
+impl<W: AsyncWrite + Unpin + Send> Conn<W> {
+    async fn run(&mut self, mut reader: impl AsyncRead + Unpin) -> Result<(), ConnError> {
         let limits = self.ctx.limits;
         let leftover = tokio::time::timeout(limits.handshake_timeout, self.handshake(&mut reader))
             .await
@@ -153,12 +194,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
                 }
                 armed_expiry = grant_end;
             }
+            // In this order: the end of the session first, then frames (a player wakes mostly
+            // for them), so that a player that always has a frame waiting still ends on time.
             let wake = tokio::select! {
-                read = reader.read(&mut buffer) => Wake::Read(read),
-                () = &mut idle => Wake::Idle,
-                frame = next_frame(&self.role) => Wake::Frame(frame),
+                biased;
                 () = &mut expiry, if armed_expiry.is_some() => Wake::GrantExpired,
                 () = revocation(&self.role) => Wake::Revoked,
+                frame = next_frame(&self.role) => Wake::Frame(frame),
+                read = reader.read(&mut buffer) => Wake::Read(read),
+                () = &mut idle => Wake::Idle,
             };
             match wake {
                 Wake::Idle => {
@@ -177,6 +221,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
                 },
                 Wake::Frame(Some(frame)) => self.play(&frame, guard.announced_enhanced_rtmp()).await?,
                 Wake::Frame(None) => {
+                    self.flush().await?;
                     if let Role::Playing(_, stream_id) = &self.role {
                         let packet =
                             session.finish_playing(*stream_id).map_err(|e| ConnError::Session(e.to_string()))?;
@@ -191,7 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
     }
 
     /// Runs the RTMP handshake; returns the bytes that followed it.
-    async fn handshake(&mut self, reader: &mut ReadHalf<S>) -> Result<Vec<u8>, ConnError> {
+    async fn handshake(&mut self, reader: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, ConnError> {
         let mut handshake = Handshake::new(PeerType::Server);
         let mut buffer = [0u8; 4096];
         loop {
@@ -349,29 +394,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
     /// often hand several to the hub at once), in one vectored write. Each frame is serialised
     /// once for every player on stream 1.
     ///
+    /// Audio waits for the video frame that follows it (see [`Pending`]) and goes out in the
+    /// same write: one system call, and one wakeup of the player, per video frame instead of
+    /// per frame. The kernel's send path is most of what fan-out costs.
+    ///
     /// A player that did not announce Enhanced RTMP (`enhanced`) gets no Enhanced RTMP audio
     /// (Opus from WHIP, say): players before Enhanced RTMP stall on it, losing the video too.
     async fn play(&mut self, first: &Frame, enhanced: bool) -> Result<(), ConnError> {
         let Role::Playing(session, stream_id) = &self.role else { return Ok(()) };
         let stream_id = *stream_id;
-        let wanted = |frame: &Frame| enhanced || !frame.is_enhanced_audio();
-        let mut wires = Vec::with_capacity(4);
-        if wanted(first) {
-            wires.push(rtmp_wire(first, stream_id));
-        }
-        while wires.len() < MAX_FRAMES_PER_WRITE {
-            let Some(frame) = session.side.try_recv() else { break };
-            if wanted(&frame) {
-                wires.push(rtmp_wire(&frame, stream_id));
+        let pending = &mut self.pending;
+        let mut write_now = false;
+        let mut next = Some(first);
+        let mut queued;
+        while let Some(frame) = next {
+            if enhanced || !frame.is_enhanced_audio() {
+                write_now |= pending.add(frame, rtmp_wire(frame, stream_id));
             }
+            if pending.is_full() {
+                break;
+            }
+            queued = session.side.try_recv();
+            next = queued.as_deref();
         }
+        if write_now { self.flush().await } else { Ok(()) }
+    }
+
+    /// Writes the frames pending for this player.
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        let wires = std::mem::take(&mut self.pending.wires);
+        let written = self.write_frames(&wires).await;
+        self.pending.wires = wires;
+        self.pending.clear();
+        written
+    }
+
+    /// Writes serialised frames within the idle timeout.
+    async fn write_frames(&mut self, wires: &[Bytes]) -> Result<(), ConnError> {
         if wires.is_empty() {
             return Ok(());
         }
-        let writer = &mut self.writer;
-        tokio::time::timeout(self.ctx.limits.idle_timeout, write_all_vectored(writer, &wires))
-            .await
-            .map_err(|_| ConnError::Timeout("write"))??;
+        let mut write = std::pin::pin!(write_all_vectored(&mut self.writer, wires));
+        // Nearly every write completes at once; only one that has to wait gets a deadline (a
+        // timer entry per write would cost a lock on the runtime's timer wheel).
+        match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            Poll::Ready(written) => written?,
+            Poll::Pending => tokio::time::timeout(self.ctx.limits.idle_timeout, write)
+                .await
+                .map_err(|_| ConnError::Timeout("write"))??,
+        }
         self.last_activity = Instant::now();
         Ok(())
     }
@@ -455,6 +526,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
     }
 }
 
+/// Frames serialised for a player and not written yet: audio waits for the video frame that
+/// follows it, up to [`AUDIO_WAIT_MS`] of media time, to go out in the same write.
+#[derive(Default)]
+struct Pending {
+    wires: Vec<Bytes>,
+    /// The media time of the first pending frame.
+    since: Option<u32>,
+}
+
+impl Pending {
+    /// Adds `frame`, serialised as `wire`; true once the pending frames should be written.
+    fn add(&mut self, frame: &Frame, wire: Bytes) -> bool {
+        self.wires.push(wire);
+        let since = *self.since.get_or_insert(frame.timestamp);
+        frame.kind != MediaKind::Audio || frame.timestamp.wrapping_sub(since) >= AUDIO_WAIT_MS || self.is_full()
+    }
+
+    /// Whether one write takes no more.
+    fn is_full(&self) -> bool {
+        self.wires.len() >= MAX_FRAMES_PER_WRITE
+    }
+
+    fn clear(&mut self) {
+        self.wires.clear();
+        self.since = None;
+    }
+}
+
 /// An admission waiting for its publisher or reader.
 struct Admitted {
     action: Action,
@@ -497,15 +596,18 @@ fn rtmp_wire(frame: &Frame, stream_id: u32) -> Bytes {
     }
 }
 
-/// Writes every byte of `parts`, as few system calls as the socket allows.
+/// Writes every byte of `parts` (at most [`MAX_FRAMES_PER_WRITE`]), as few system calls as the
+/// socket allows.
 async fn write_all_vectored<W: AsyncWrite + Unpin>(writer: &mut W, parts: &[Bytes]) -> std::io::Result<()> {
     let (mut index, mut offset) = (0, 0);
+    let mut slices = [IoSlice::new(&[]); MAX_FRAMES_PER_WRITE];
     while index < parts.len() {
-        let rest = parts.get(index + 1..).unwrap_or_default();
-        let head = parts[index].get(offset..).unwrap_or_default();
-        let slices: Vec<IoSlice<'_>> =
-            std::iter::once(head).chain(rest.iter().map(|p| &p[..])).map(IoSlice::new).collect();
-        let mut written = writer.write_vectored(&slices).await?;
+        let pending = &parts[index..parts.len().min(index + MAX_FRAMES_PER_WRITE)];
+        for (slice, part) in slices.iter_mut().zip(pending) {
+            *slice = IoSlice::new(part);
+        }
+        slices[0] = IoSlice::new(&pending[0][offset..]);
+        let mut written = writer.write_vectored(&slices[..pending.len()]).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -541,6 +643,29 @@ async fn revocation(role: &Role) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(kind: MediaKind, timestamp: u32) -> Frame {
+        Frame::new(kind, timestamp, Bytes::from_static(b"\xaf\x01"))
+    }
+
+    #[test]
+    fn audio_waits_for_the_next_video_frame_or_its_time_limit() {
+        let mut pending = Pending::default();
+        assert!(!pending.add(&frame(MediaKind::Audio, 1000), Bytes::new()), "audio waits");
+        assert!(!pending.add(&frame(MediaKind::Audio, 1023), Bytes::new()));
+        assert!(pending.add(&frame(MediaKind::Video, 1033), Bytes::new()), "video takes it along");
+        pending.clear();
+        assert!(!pending.add(&frame(MediaKind::Audio, 2000), Bytes::new()));
+        assert!(!pending.add(&frame(MediaKind::Audio, 2000 + AUDIO_WAIT_MS - 1), Bytes::new()));
+        assert!(pending.add(&frame(MediaKind::Audio, 2000 + AUDIO_WAIT_MS), Bytes::new()), "audio-only: at the limit");
+        pending.clear();
+        assert!(pending.add(&frame(MediaKind::Data, 0), Bytes::new()), "metadata goes at once");
+        pending.clear();
+        for i in 0..MAX_FRAMES_PER_WRITE as u32 - 1 {
+            assert!(!pending.add(&frame(MediaKind::Audio, 0), Bytes::new()), "{i}");
+        }
+        assert!(pending.add(&frame(MediaKind::Audio, 0), Bytes::new()), "a full write goes");
+    }
 
     #[test]
     fn names_split_from_their_queries() {

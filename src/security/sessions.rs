@@ -2,17 +2,34 @@
 //! subscriber ends the sessions those credentials admitted.
 
 use super::Grant;
+use atomic_waker::AtomicWaker;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::Notify;
+use std::task::Poll;
 
 struct Entry {
     app: String,
     stream: String,
     by_one_time_token: bool,
     subscriber: Option<String>,
-    revoked: Arc<Notify>,
+    revoked: Arc<Revocation>,
+}
+
+/// Whether a session's credentials were revoked, and the one task that waits for it. A
+/// player's task polls it on every wake, per frame: an atomic load, where a `Notify` took a
+/// lock and a place in its waiter list each time.
+#[derive(Default)]
+struct Revocation {
+    revoked: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Revocation {
+    fn revoke(&self) {
+        self.revoked.store(true, Ordering::Release);
+        self.waker.wake();
+    }
 }
 
 /// Every live session that credentials admitted.
@@ -26,13 +43,17 @@ pub struct Sessions {
 pub struct SessionHandle {
     id: u64,
     sessions: Arc<Sessions>,
-    revoked: Arc<Notify>,
+    revoked: Arc<Revocation>,
 }
 
 impl SessionHandle {
-    /// Completes when the credentials that admitted the session are revoked.
+    /// Completes when the credentials that admitted the session are revoked. One task waits.
     pub async fn revoked(&self) {
-        self.revoked.notified().await;
+        std::future::poll_fn(|cx| {
+            self.revoked.waker.register(cx.waker());
+            if self.revoked.revoked.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await
     }
 }
 
@@ -46,7 +67,7 @@ impl Sessions {
     /// Remembers a session of `app/stream` admitted by `grant`.
     pub fn register(self: &Arc<Self>, app: &str, stream: &str, grant: &Grant) -> SessionHandle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let revoked = Arc::new(Notify::new());
+        let revoked = Arc::new(Revocation::default());
         let entry = Entry {
             app: app.to_string(),
             stream: stream.to_string(),
@@ -89,7 +110,7 @@ impl Sessions {
         let entries = self.lock();
         let hit: Vec<&Entry> = entries.values().filter(|e| matches(e)).collect();
         for entry in &hit {
-            entry.revoked.notify_one();
+            entry.revoked.revoke();
         }
         hit.len()
     }
