@@ -29,8 +29,11 @@ use tokio_rustls::server::TlsStream;
 pub const OUT_CHUNK_SIZE: usize = 4096;
 /// The chunk stream rml_rtmp sends its data (AMF0 notify) messages on.
 const RML_DATA_CSID: u8 = 3;
-/// Bytes read from the socket at once.
+/// Bytes read from a publisher's socket at once.
 const READ_BUFFER: usize = 16 * 1024;
+/// Bytes read at once before a connection publishes: players send little, and with hundreds
+/// of them a publisher's buffer each would be most of the daemon's memory.
+const SMALL_READ_BUFFER: usize = 2 * 1024;
 /// Most queued frames sent to a player in one write.
 const MAX_FRAMES_PER_WRITE: usize = 32;
 /// Milliseconds of media time audio may wait for the next video frame before it is written.
@@ -179,7 +182,7 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
         let mut guard = ChunkGuard::new(limits.guard);
         self.input(&mut session, &mut guard, &leftover).await?;
 
-        let mut buffer = vec![0u8; READ_BUFFER];
+        let mut buffer = vec![0u8; SMALL_READ_BUFFER];
         // Both timers are made once and moved only when needed: a timer per frame per player
         // would cost more than the frame itself.
         let idle = tokio::time::sleep(limits.idle_timeout);
@@ -217,6 +220,9 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
                     n => {
                         self.last_activity = Instant::now();
                         self.input(&mut session, &mut guard, &buffer[..n]).await?;
+                        if matches!(self.role, Role::Publishing(_)) && buffer.len() < READ_BUFFER {
+                            buffer.resize(READ_BUFFER, 0);
+                        }
                     }
                 },
                 Wake::Frame(Some(frame)) => self.play(&frame, guard.announced_enhanced_rtmp()).await?,
