@@ -338,6 +338,8 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
                 Ok(())
             }
             ServerSessionEvent::PublishStreamFinished { .. } | ServerSessionEvent::PlayStreamFinished { .. } => {
+                // Audio held for the stream that ended is not written into the next one.
+                self.pending.clear();
                 self.role = Role::Idle;
                 Ok(())
             }
@@ -602,8 +604,8 @@ fn rtmp_wire(frame: &Frame, stream_id: u32) -> Bytes {
     }
 }
 
-/// Writes every byte of `parts` (at most [`MAX_FRAMES_PER_WRITE`]), as few system calls as the
-/// socket allows.
+/// Writes every byte of `parts`, up to [`MAX_FRAMES_PER_WRITE`] of them per system call, as few
+/// calls as the socket allows.
 async fn write_all_vectored<W: AsyncWrite + Unpin>(writer: &mut W, parts: &[Bytes]) -> std::io::Result<()> {
     let (mut index, mut offset) = (0, 0);
     let mut slices = [IoSlice::new(&[]); MAX_FRAMES_PER_WRITE];
