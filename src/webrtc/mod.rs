@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
@@ -107,6 +107,18 @@ pub struct WebRtc {
     /// Counts the ports handed out, to walk the range round.
     next_port: AtomicU16,
     sessions: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Offers being answered: they count against [`MAX_SESSIONS`] too, so that offers arriving
+    /// together cannot pass it while each waits for its ICE gathering.
+    negotiating: Arc<AtomicUsize>,
+}
+
+/// A place among the sessions, held from the offer until the session is kept (or fails).
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A peer connection whose answer is made.
@@ -116,6 +128,8 @@ struct Negotiated {
     connected: mpsc::Receiver<()>,
     senders: Vec<Arc<dyn RtpSender>>,
     sdp: String,
+    /// Given back once the session is kept.
+    _slot: Slot,
 }
 
 /// What ends a session besides its media: the grant that admitted it.
@@ -129,7 +143,12 @@ pub struct GrantWatch {
 impl WebRtc {
     /// Sessions on `network`.
     pub fn new(network: Network) -> Arc<Self> {
-        Arc::new(WebRtc { network, next_port: AtomicU16::new(0), sessions: Mutex::default() })
+        Arc::new(WebRtc {
+            network,
+            next_port: AtomicU16::new(0),
+            sessions: Mutex::default(),
+            negotiating: Arc::default(),
+        })
     }
 
     /// A UDP port for a new session: any (0) without a range, else the next free one in it.
@@ -181,7 +200,8 @@ impl WebRtc {
         tracks: &[Arc<dyn TrackLocal>],
         offer: String,
     ) -> Result<Negotiated, WebRtcError> {
-        if self.len() >= MAX_SESSIONS {
+        let slot = Slot(self.negotiating.clone());
+        if self.len() + self.negotiating.fetch_add(1, Ordering::Relaxed) >= MAX_SESSIONS {
             return Err(WebRtcError::Full);
         }
         let (events, mut gathered, connected) = Events::new();
@@ -225,7 +245,7 @@ impl WebRtc {
             Ok::<_, WebRtcError>((senders, sdp))
         };
         match answered.await {
-            Ok((senders, sdp)) => Ok(Negotiated { pc, events, connected, senders, sdp }),
+            Ok((senders, sdp)) => Ok(Negotiated { pc, events, connected, senders, sdp, _slot: slot }),
             Err(e) => {
                 let _ = pc.close().await;
                 Err(e)

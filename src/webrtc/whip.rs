@@ -11,8 +11,6 @@ use ::webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use bytes::{BufMut, Bytes, BytesMut};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::h264::H264Packet;
-use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -113,8 +111,10 @@ fn opus_tag(packet_type: u8, data: &[u8]) -> Bytes {
 /// Turns H.264 RTP payloads into FLV AVC video tags.
 #[derive(Default)]
 struct VideoTags {
-    depacketizer: H264Packet,
+    /// The access unit so far, as 4-byte length-prefixed NAL units.
     access_unit: BytesMut,
+    /// Where the NAL unit that FU-A fragments are building starts in `access_unit`.
+    fragment_start: Option<usize>,
     sps: Option<Bytes>,
     pps: Option<Bytes>,
     announced: Option<(Bytes, Bytes)>,
@@ -124,19 +124,77 @@ impl VideoTags {
     /// Adds one RTP payload; at the end of an access unit (`marker`), returns its tags: a new
     /// configuration record if the parameter sets changed, then the frame.
     fn push(&mut self, payload: &Bytes, marker: bool) -> Vec<Bytes> {
-        self.depacketizer.is_avc = true;
-        match self.depacketizer.depacketize(payload) {
-            Ok(nals) => self.access_unit.extend_from_slice(&nals),
-            Err(_) => self.depacketizer = H264Packet::default(),
-        }
-        if self.access_unit.len() > MAX_ACCESS_UNIT {
-            (self.depacketizer, self.access_unit) = (H264Packet::default(), BytesMut::new());
+        if self.depacketize(payload).is_none() || self.access_unit.len() > MAX_ACCESS_UNIT {
+            self.drop_access_unit();
         }
         if !marker {
             return Vec::new();
         }
+        self.abandon_fragment();
         let access_unit = std::mem::take(&mut self.access_unit).freeze();
         self.tags(&access_unit)
+    }
+
+    /// Appends the NAL units of one RTP payload (RFC 6184: a single NAL unit, STAP-A or FU-A)
+    /// to the access unit; `None` for a payload that is malformed or of another kind. Every
+    /// length the peer sends is checked here: the `rtc` crate's depacketizer (0.21) indexes
+    /// past the end of a short STAP-A, and keeps FU-A fragments where no size limit reaches.
+    fn depacketize(&mut self, payload: &[u8]) -> Option<()> {
+        let (&indicator, body) = payload.split_first()?;
+        if indicator & 0x1f != 28 {
+            // Fragments of a NAL unit come one after the other: this one is not coming back.
+            self.abandon_fragment();
+        }
+        match indicator & 0x1f {
+            1..=23 => self.put_nal(payload),
+            24 => {
+                let mut rest = body;
+                while !rest.is_empty() {
+                    let (size, tail) = rest.split_at_checked(2)?;
+                    let (nal, tail) = tail.split_at_checked(usize::from(u16::from_be_bytes([size[0], size[1]])))?;
+                    if !nal.is_empty() {
+                        self.put_nal(nal);
+                    }
+                    rest = tail;
+                }
+            }
+            28 => {
+                let (&header, data) = body.split_first()?;
+                if header & 0x80 != 0 {
+                    self.abandon_fragment();
+                    self.fragment_start = Some(self.access_unit.len());
+                    self.access_unit.put_u32(0);
+                    self.access_unit.put_u8((indicator & 0xe0) | (header & 0x1f));
+                }
+                let start = self.fragment_start?;
+                self.access_unit.put_slice(data);
+                if header & 0x40 != 0 {
+                    let length = (self.access_unit.len() - start - 4) as u32;
+                    self.access_unit[start..start + 4].copy_from_slice(&length.to_be_bytes());
+                    self.fragment_start = None;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn put_nal(&mut self, nal: &[u8]) {
+        self.access_unit.put_u32(nal.len() as u32);
+        self.access_unit.put_slice(nal);
+    }
+
+    /// Leaves out the NAL unit that fragments were building, if any.
+    fn abandon_fragment(&mut self) {
+        if let Some(start) = self.fragment_start.take() {
+            self.access_unit.truncate(start);
+        }
+    }
+
+    /// Forgets the access unit in progress (it cannot be decoded whole any more).
+    fn drop_access_unit(&mut self) {
+        self.access_unit.clear();
+        self.fragment_start = None;
     }
 
     fn tags(&mut self, access_unit: &Bytes) -> Vec<Bytes> {
@@ -224,5 +282,29 @@ mod tests {
             tags.push(&middle, false);
         }
         assert!(tags.access_unit.len() <= MAX_ACCESS_UNIT);
+    }
+
+    #[test]
+    fn fragments_are_put_back_together_and_malformed_payloads_are_dropped() {
+        let mut tags = VideoTags::default();
+        let mut stap = vec![24, 0, 5];
+        stap.extend_from_slice(&SPS);
+        stap.extend_from_slice(&[0, 4]);
+        stap.extend_from_slice(&PPS);
+        assert!(tags.push(&Bytes::from(stap), false).is_empty());
+        // An IDR slice (NRI 3, type 5) in three FU-A fragments.
+        tags.push(&Bytes::from_static(&[0x7c, 0x85, 0x88]), false);
+        tags.push(&Bytes::from_static(&[0x7c, 0x05, 0x84]), false);
+        let out = tags.push(&Bytes::from_static(&[0x7c, 0x45, 0x21]), true);
+        assert_eq!(&out[1][..], &[0x17, 1, 0, 0, 0, 0, 0, 0, 4, 0x65, 0x88, 0x84, 0x21]);
+
+        for hostile in [&[24u8, 0, 1, 0x67, 0][..], &[24, 0, 9, 0x67], &[24, 0], &[28], &[28, 0x05, 1], &[25, 1], &[]] {
+            tags.push(&Bytes::copy_from_slice(hostile), false);
+            assert!(tags.push(&Bytes::from_static(&[0x41, 0x9a, 3]), true).len() == 1, "{hostile:?} is dropped alone");
+        }
+        // A fragment that never ends is left out of its access unit.
+        tags.push(&Bytes::from_static(&[0x7c, 0x85, 0x88]), false);
+        let out = tags.push(&Bytes::from_static(&[0x41, 0x9a, 4]), true);
+        assert_eq!(&out[0][..], &[0x27, 1, 0, 0, 0, 0, 0, 0, 3, 0x41, 0x9a, 4]);
     }
 }
