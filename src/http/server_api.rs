@@ -336,7 +336,8 @@ fn system_status(http: &Http) -> Reply {
     #[allow(clippy::useless_conversion)]
     let storage = nix::sys::statvfs::statvfs(&data_dir).ok().map(|s| {
         let block = u64::from(s.fragment_size());
-        json!({ "totalBytes": u64::from(s.blocks()) * block, "freeBytes": u64::from(s.blocks_available()) * block })
+        let bytes = |blocks| u64::from(blocks).saturating_mul(block);
+        json!({ "totalBytes": bytes(s.blocks()), "freeBytes": bytes(s.blocks_available()) })
     });
     json(
         StatusCode::OK,

@@ -234,6 +234,9 @@ pub enum Reason {
     WebhookFailed(String),
 }
 
+/// How far ahead a grant's expiry still ends its session: 100 years, in seconds.
+pub const GRANT_HORIZON_SECS: u64 = 100 * 365 * 86_400;
+
 /// What an admission rests on, so that the session can end when it does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grant {
@@ -248,10 +251,16 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// When the grant ends, on `clock`'s monotonic time, if it expires at all.
+    /// When the grant ends, on `clock`'s monotonic time, if it expires within
+    /// [`GRANT_HORIZON_SECS`]. A credential may carry any u64 as its expiry; one past the horizon
+    /// ends no session, so no timer is ever set where the monotonic clock (or tokio's timer wheel,
+    /// which adds to deadlines) could overflow.
     pub fn ends_at(&self, clock: &dyn Clock) -> Option<Instant> {
         let left = self.expires_at?.saturating_sub(clock.unix_secs());
-        Some(clock.instant() + std::time::Duration::from_secs(left))
+        if left > GRANT_HORIZON_SECS {
+            return None;
+        }
+        clock.instant().checked_add(std::time::Duration::from_secs(left))
     }
 
     fn limit(&mut self, expiry: Option<u64>) {
@@ -278,4 +287,28 @@ pub enum Step {
     Decided(Decision),
     /// Every local check passed; ask the webhook, then [`Pipeline::resume`].
     AskWebhook(Box<WebhookPending>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn a_grant_ends_when_its_credential_expires_and_far_expiries_end_nothing() {
+        let clock = ManualClock::at_unix(1_800_000_000);
+        let ends = |expires_at| Grant { expires_at, ..Grant::default() }.ends_at(&clock);
+        assert_eq!(ends(Some(1_800_000_060)), Some(clock.instant() + std::time::Duration::from_secs(60)));
+        assert_eq!(ends(Some(1_700_000_000)), Some(clock.instant()), "expired: ends now");
+        assert_eq!(ends(None), None);
+        for far in [
+            u64::MAX,
+            u64::MAX - 1,
+            10_000_000_000_000_000_000,
+            i64::MAX as u64,
+            1_800_000_000 + GRANT_HORIZON_SECS + 1,
+        ] {
+            assert_eq!(ends(Some(far)), None, "{far}");
+        }
+    }
 }
