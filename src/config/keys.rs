@@ -155,6 +155,8 @@ settings_table! {
         lockout_duration: Seconds = "server.lockoutDuration", default "300", range 1..=86400;
         /// Largest size of the audit log file (data.dir/audit.log) before it rotates to audit.log.1.
         audit_log_max_bytes: u32 = "server.auditLogMaxBytes", default "1048576", range 4096..=268435456 [restart];
+        /// Longest lifetime of a token the REST API makes (one-time, JWT, hash); a later expireDate is clamped to it.
+        max_token_lifetime: Seconds = "server.maxTokenLifetime", default "2592000", range 60..=315360000;
         /// PEM file of extra CA certificates trusted for https webhooks and JWKS, beside the system roots.
         tls_trust_file: Option<PathBuf> = "server.tlsTrustFile", default "" [restart];
         /// Require a server JWT for the web panel and the server REST API.

@@ -147,21 +147,25 @@ impl AppApi<'_> {
             .ok_or_else(|| failure(StatusCode::BAD_REQUEST, "type must be publish or play"))
     }
 
-    /// The `expireDate` query parameter: unix seconds, in the future.
-    fn expire_date_param(&self) -> Result<u64, Reply> {
+    /// The `expireDate` query parameter: unix seconds, in the future, clamped to
+    /// `server.maxTokenLifetime` from now.
+    fn expire_date_param(&self) -> Result<Expiry, Reply> {
         let text = query_param(self.call.query.as_deref(), "expireDate").unwrap_or_default();
-        let expire_date: u64 = text
+        let asked: u64 = text
             .parse()
             .map_err(|_| failure(StatusCode::BAD_REQUEST, "expireDate must be unix seconds (a whole number)"))?;
-        if expire_date <= self.http.now().unix {
+        let now = self.http.now().unix;
+        if asked <= now {
             return Err(failure(StatusCode::BAD_REQUEST, "expireDate is in the past"));
         }
-        Ok(expire_date)
+        let lifetime = self.http.services.settings().server.max_token_lifetime.0.as_secs();
+        Ok(Expiry::clamped(asked, now, lifetime))
     }
 
     fn one_time_token(&self, id: &str) -> Answer {
         let stream_id = checked_id("streamId", id)?;
-        let (expire_date, kind) = (self.expire_date_param()?, self.action_param()?);
+        let (expiry, kind) = (self.expire_date_param()?, self.action_param()?);
+        let expire_date = expiry.date;
         let room_id = match query_param(self.call.query.as_deref(), "roomId").filter(|r| !r.is_empty()) {
             Some(room) => Some(checked_id("roomId", &room)?),
             None => None,
@@ -169,14 +173,15 @@ impl AppApi<'_> {
         let token_id = random_token(24).ok_or_else(no_randomness)?;
         let token =
             OneTimeToken { token_id: Secret::new(token_id), stream_id, kind, expire_date, room_id: room_id.clone() };
-        let answer = token_json(token.token_id.expose(), &token.stream_id, expire_date, kind, room_id.as_deref());
+        let answer = token_json(token.token_id.expose(), &token.stream_id, &expiry, kind, room_id.as_deref());
         self.store.add_token(token, self.http.now().unix).map_err(store_failure)?;
         self.changed("one-time token made", json(StatusCode::OK, &answer))
     }
 
     fn jwt_token(&self, id: &str) -> Answer {
         let stream_id = checked_id("streamId", id)?;
-        let (expire_date, kind) = (self.expire_date_param()?, self.action_param()?);
+        let (expiry, kind) = (self.expire_date_param()?, self.action_param()?);
+        let expire_date = expiry.date;
         let settings = self.http.services.settings();
         let secret = settings.apps.get(self.app).map(|a| a.jwt_stream_secret_key.clone()).unwrap_or_default();
         if !secret.is_set() {
@@ -186,21 +191,22 @@ impl AppApi<'_> {
         let key = jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes());
         let jwt = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
             .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, format!("JWT not made: {e}")))?;
-        self.changed("stream JWT made", json(StatusCode::OK, &token_json(&jwt, &stream_id, expire_date, kind, None)))
+        self.changed("stream JWT made", json(StatusCode::OK, &token_json(&jwt, &stream_id, &expiry, kind, None)))
     }
 
     /// A hash token (rampart's own call, for the panel's URL maker): `tokenId` is the `hash` to
     /// send with `expireDate`.
     fn hash_token(&self, id: &str) -> Answer {
         let stream_id = checked_id("streamId", id)?;
-        let (expire_date, kind) = (self.expire_date_param()?, self.action_param()?);
+        let (expiry, kind) = (self.expire_date_param()?, self.action_param()?);
+        let expire_date = expiry.date;
         let settings = self.http.services.settings();
         let Some(app) = settings.apps.get(self.app) else { return Err(not_found()) };
         if !app.token_hash_secret.is_set() {
             return Err(failure(StatusCode::BAD_REQUEST, "tokenHashSecret is not set for this application"));
         }
         let hash = HashTokens::new(&app.token_hash_secret, app.token_hash_format).make(&stream_id, kind, expire_date);
-        Ok(json(StatusCode::OK, &token_json(&hash, &stream_id, expire_date, kind, None)))
+        Ok(json(StatusCode::OK, &token_json(&hash, &stream_id, &expiry, kind, None)))
     }
 
     fn delete_tokens(&self, id: &str) -> Answer {
@@ -306,8 +312,34 @@ impl AppApi<'_> {
 }
 
 /// AMS's Token object.
-fn token_json(token_id: &str, stream_id: &str, expire_date: u64, kind: Action, room_id: Option<&str>) -> Value {
-    json!({ "tokenId": token_id, "streamId": stream_id, "expireDate": expire_date, "type": kind.as_str(), "roomId": room_id })
+/// A token's expiry as made: the date asked for, or the latest that `server.maxTokenLifetime`
+/// allows.
+struct Expiry {
+    date: u64,
+    clamped_from: Option<u64>,
+}
+
+impl Expiry {
+    fn clamped(asked: u64, now: u64, lifetime: u64) -> Self {
+        let latest = now.saturating_add(lifetime);
+        if asked > latest {
+            Expiry { date: latest, clamped_from: Some(asked) }
+        } else {
+            Expiry { date: asked, clamped_from: None }
+        }
+    }
+}
+
+/// A token in AMS's shape; a clamped expiry says so in `message`.
+fn token_json(token_id: &str, stream_id: &str, expiry: &Expiry, kind: Action, room_id: Option<&str>) -> Value {
+    let mut answer = json!({ "tokenId": token_id, "streamId": stream_id, "expireDate": expiry.date, "type": kind.as_str(), "roomId": room_id });
+    if let Some(asked) = expiry.clamped_from {
+        answer["message"] = json!(format!(
+            "expireDate {asked} is past server.maxTokenLifetime: the token expires at {} instead",
+            expiry.date
+        ));
+    }
+    answer
 }
 
 /// A subscriber as the API shows it: never its key.
