@@ -33,13 +33,10 @@ fn run_daemon(config_dir: Option<PathBuf>, data_dir: Option<PathBuf>) -> bool {
             return false;
         }
     };
-    let mut settings = loaded.settings;
+    let settings = loaded.settings.overridden(config::Overrides { data_dir });
     logger::init(settings.server.log_level.0);
     for warning in &loaded.warnings {
         log::warn!("{warning}");
-    }
-    if let Some(dir) = data_dir {
-        settings.server.data_dir = dir;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -6,7 +6,7 @@ mod common;
 use common::{ConfigDir, Daemon, PATIENCE, rampart};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 
 fn loopback_config(extra: &str) -> ConfigDir {
     let dir = ConfigDir::new();
@@ -17,17 +17,10 @@ fn loopback_config(extra: &str) -> ConfigDir {
     ))
 }
 
-/// The address in a line such as `RTMP  listening on 127.0.0.1:40001: ...`.
-fn listening_addr(line: &str) -> SocketAddr {
-    let after = line.split("listening on ").nth(1).expect("address in line");
-    after.split(": ").next().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"))
-}
-
 fn stops_cleanly_on(signal: Signal) {
     let config = loopback_config("");
     let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
-    let rtmp = listening_addr(&daemon.wait_for("RTMP  listening on", PATIENCE));
-    let http = listening_addr(&daemon.wait_for("HTTP  listening on", PATIENCE));
+    let (rtmp, http) = (daemon.listening("RTMP"), daemon.listening("HTTP"));
     for addr in [rtmp, http] {
         assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
         TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr} is not listening: {e}"));
@@ -55,8 +48,8 @@ fn stops_cleanly_on_sigint() {
 fn rtmps_and_https_listen_when_enabled() {
     let config = loopback_config("rtmpsEnabled=true\nrtmps.port=0\nsslEnabled=true\nhttps.port=0\n");
     let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
-    for protocol in ["RTMPS listening on", "HTTPS listening on"] {
-        let addr = listening_addr(&daemon.wait_for(protocol, PATIENCE));
+    for protocol in ["RTMPS", "HTTPS"] {
+        let addr = daemon.listening(protocol);
         TcpStream::connect(addr).unwrap_or_else(|e| panic!("{protocol} {addr}: {e}"));
     }
 }

@@ -83,7 +83,7 @@ pub fn apply(
     };
     let dir = writer.dir().to_path_buf();
     let path = dir.join(&name);
-    let old = match writer.load(&name) {
+    let old = match writer.load(&name, &|_| true) {
         Ok(loaded) => String::from_utf8_lossy(loaded.as_ref().map_or(&[][..], |f| f.body())).into_owned(),
         Err(e) => return Err(invalid(path, None, &e.to_string())),
     };
@@ -93,6 +93,7 @@ pub fn apply(
     let warnings = match target {
         Target::Server => check_server_text(&new, &path).map(|(server, warnings)| {
             settings.server = server;
+            current.overrides.apply(&mut settings.server);
             warnings
         })?,
         Target::App(app) => check_app_text(&new, &path).map(|(parsed, warnings)| {

@@ -38,6 +38,34 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Each application's settings, by application name.
     pub apps: BTreeMap<String, AppSettings>,
+    /// What the command line set, which wins over the files for as long as the daemon runs.
+    pub overrides: Overrides,
+}
+
+/// Settings given on the command line: they win over the files' at start and after every
+/// change made while the daemon runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `--data DIR`: the data directory instead of `data.dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// Puts the overridden values into `server`.
+    pub fn apply(&self, server: &mut ServerSettings) {
+        if let Some(dir) = &self.data_dir {
+            server.data_dir.clone_from(dir);
+        }
+    }
+}
+
+impl Settings {
+    /// These settings with `overrides` in force, now and after every change.
+    pub fn overridden(mut self, overrides: Overrides) -> Self {
+        overrides.apply(&mut self.server);
+        self.overrides = overrides;
+        self
+    }
 }
 
 /// One thing wrong (or worth a warning) in a configuration, with where it is.
@@ -109,7 +137,7 @@ fn read_defaults(problems: &mut Vec<Problem>, warnings: &mut Vec<Problem>) -> Op
     let server = read_server(None, Path::new("server.properties"), problems, warnings)?;
     let app_path = PathBuf::from(format!("apps/{DEFAULT_APP}.properties"));
     let app = read_app(None, &app_path, problems, warnings)?;
-    Some(Settings { server, apps: BTreeMap::from([(DEFAULT_APP.to_string(), app)]) })
+    Some(Settings { server, apps: BTreeMap::from([(DEFAULT_APP.to_string(), app)]), overrides: Overrides::default() })
 }
 
 fn read_dir(dir: &Path, problems: &mut Vec<Problem>, warnings: &mut Vec<Problem>) -> Option<Settings> {
@@ -135,7 +163,7 @@ fn read_dir(dir: &Path, problems: &mut Vec<Problem>, warnings: &mut Vec<Problem>
         let path = dir.join("apps").join(format!("{DEFAULT_APP}.properties"));
         apps.insert(DEFAULT_APP.to_string(), read_app(None, &path, problems, warnings)?);
     }
-    Some(Settings { server: server?, apps })
+    Some(Settings { server: server?, apps, overrides: Overrides::default() })
 }
 
 /// Checks the text of a server file exactly as a start would.

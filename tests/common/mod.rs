@@ -108,6 +108,14 @@ impl Daemon {
         }
     }
 
+    /// Waits for the line saying where `protocol` (`RTMP`, `HTTP`, ...) listens, and returns
+    /// that address (from a line such as `RTMP  listening on 127.0.0.1:40001: ...`).
+    pub fn listening(&mut self, protocol: &str) -> std::net::SocketAddr {
+        let line = self.wait_for(&format!("{protocol:<5} listening on"), PATIENCE);
+        let after = line.split("listening on ").nth(1).unwrap_or_default();
+        after.split(": ").next().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+
     /// Every remaining log line, until the daemon closes standard error.
     pub fn rest(&mut self) -> Vec<String> {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
