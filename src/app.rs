@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -179,11 +180,14 @@ pub async fn start(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Services>, AppError> {
     let server = &settings.server;
-    std::fs::create_dir_all(&server.data_dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&server.data_dir)
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
     let config_files = config_dir.map(ConfigFiles::new);
     if let Some(files) = &config_files {
-        remove_stale_temps(files)?;
+        tidy_config_partition(files)?;
     }
     let now = clock.unix_secs();
     let mut stores = HashMap::new();
@@ -272,12 +276,16 @@ fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore
     Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(audit)))
 }
 
-/// Removes the temporary files a power cut left on the configuration partition.
-fn remove_stale_temps(files: &ConfigFiles) -> Result<(), AppError> {
+/// Removes the temporary files a power cut left on the configuration partition, and makes the
+/// files edited by hand their own last good copies.
+fn tidy_config_partition(files: &ConfigFiles) -> Result<(), AppError> {
     for (dir, removed) in files.remove_stale_temps().map_err(AppError::Config)? {
         if removed > 0 {
             log::warn!("removed {removed} temporary file(s) an interrupted write left in {}", dir.display());
         }
+    }
+    for path in files.adopt_hand_edits().map_err(AppError::Config)? {
+        log::info!("{}: edited by hand; kept as written and as its last good copy", path.display());
     }
     Ok(())
 }

@@ -69,8 +69,7 @@ fn device_certificate(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
     let names = vec!["rampart.local".to_string(), "localhost".to_string()];
     let certified = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, certified.cert.pem())
-        .map_err(|e| TlsError::Generate(format!("{}: {e}", cert_path.display())))?;
+    write_private(&cert_path, certified.cert.pem().as_bytes())?;
     log::info!("made a self-signed device certificate: {}", cert_path.display());
     Ok((cert_path, key_path))
 }

@@ -50,7 +50,7 @@ fn in_private_namespace(scratch: &Path) {
     let writer = AtomicWriter::new(&dir);
     assert_eq!(writer.write("server.properties", b"logLevel=WARN\n").unwrap(), 1);
     assert!(is_read_only(&dir), "read-only again after a write");
-    let loaded = writer.load("server.properties").unwrap().unwrap();
+    let loaded = writer.load("server.properties", &|_| true).unwrap().unwrap();
     assert_eq!((loaded.body(), loaded.provenance), (&b"logLevel=WARN\n"[..], Provenance::Verified));
 
     assert!(writer.write("broken.properties", b"x=1\n").is_err(), "the write fails half-way");

@@ -6,7 +6,7 @@
 
 use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
 use super::mount::Remount;
-use super::writer::{AtomicWriter, RealFs, WriteError};
+use super::writer::{AtomicWriter, Provenance, RealFs, WriteError};
 use super::{Invalid, Problem, Settings, check_app_text, check_server_text, properties};
 use std::path::{Path, PathBuf};
 
@@ -44,6 +44,24 @@ impl ConfigFiles {
             removed.push((writer.dir().to_path_buf(), writer.remove_stale_temps()?));
         }
         Ok(removed)
+    }
+
+    /// Makes each file edited by hand since rampart wrote it its own last good copy: rewritten
+    /// with a fresh header and its text as the user left it, so that a file torn later falls
+    /// back to the edit, not to what was there before. Returns the files adopted (call at start).
+    pub fn adopt_hand_edits(&self) -> Result<Vec<PathBuf>, WriteError> {
+        let mut adopted = Vec::new();
+        let apps = std::fs::read_dir(self.apps.dir()).into_iter().flatten().flatten();
+        let app_files = apps.map(|entry| entry.file_name().to_string_lossy().into_owned());
+        let files = std::iter::once((&self.server, "server.properties".to_string()))
+            .chain(app_files.filter(|n| n.ends_with(".properties") && !n.starts_with('.')).map(|n| (&self.apps, n)));
+        for (writer, name) in files {
+            if let Some(file) = writer.load(&name, &|_| true)?.filter(|f| f.provenance == Provenance::EditedByHand) {
+                writer.write(&name, file.body())?;
+                adopted.push(writer.dir().join(name));
+            }
+        }
+        Ok(adopted)
     }
 }
 

@@ -156,7 +156,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// first bad byte.
 pub fn read_text(path: &Path, problems: &mut Vec<Problem>, warnings: &mut Vec<Problem>) -> Option<String> {
     let (dir, name) = (path.parent().unwrap_or(Path::new(".")), path.file_name()?.to_string_lossy());
-    let loaded = AtomicWriter::with_fs(dir, RealFs, Remount::never()).load(&name);
+    let loaded = AtomicWriter::with_fs(dir, RealFs, Remount::never()).load(&name, &|_| true);
     let file = match loaded {
         Ok(Some(file)) => file,
         Ok(None) => {
@@ -175,8 +175,12 @@ pub fn read_text(path: &Path, problems: &mut Vec<Problem>, warnings: &mut Vec<Pr
         }
     };
     let note = match file.provenance {
-        Provenance::EditedByHand => Some("edited by hand since rampart wrote it; loaded as it is"),
-        Provenance::LastGoodCopy => Some("torn (shorter than its header says); loaded its last good copy instead"),
+        Provenance::EditedByHand => {
+            Some("edited by hand since rampart wrote it; loaded as written, and kept as the last good copy")
+        }
+        Provenance::LastGoodCopy => {
+            Some("torn (empty or NUL-filled, as a power cut leaves it); loaded its last good copy instead")
+        }
         Provenance::Verified | Provenance::Unframed => None,
     };
     if let Some(note) = note {

@@ -6,9 +6,14 @@
 //! read-write (and read-only again afterwards, whatever happened); write `.<name>.tmp` with
 //! O_EXCL, fsync it, rename it over `<name>`, fsync the directory; then the same for the last
 //! good copy `.<name>.good`. Every file starts with a header comment naming a format version, a
-//! generation, the body's length and its SHA-256, so the loader tells a good file from a torn
-//! one (shorter than its header says: the last good copy is used) or a hand-edited one (loaded
-//! with a warning). A file without the header is loaded as written.
+//! generation, the body's length and its SHA-256, so the loader tells a file rampart wrote from
+//! one edited by hand since (loaded as written, with a warning). A rename cannot leave a file
+//! torn halfway: what a power cut leaves is an empty or NUL-filled file (data not yet on disk),
+//! and only such a file, or one its reader cannot parse, is torn: the last good copy is used. A
+//! file without the header is loaded as written.
+//!
+//! A file rampart creates is readable by its owner only (0600); a rewrite keeps the owner and
+//! mode of the file it replaces, and the good copy takes them from the file.
 
 use super::mount::{Remount, RemountGuard};
 use ring::digest;
@@ -23,8 +28,9 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// The file-system calls the writer makes, so a test can cut the power between any two of them.
 pub trait Fs: Send + Sync {
-    /// Creates `path`, which must not exist (O_EXCL), with `bytes` (not yet durable).
-    fn create_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Creates `path`, which must not exist (O_EXCL), with `bytes` (not yet durable), with the
+    /// owner and mode of `like` where that exists, else mode 0600.
+    fn create_new(&self, path: &Path, bytes: &[u8], like: &Path) -> io::Result<()>;
     /// Makes the content of `path` durable (fsync).
     fn sync_file(&self, path: &Path) -> io::Result<()>;
     /// Renames `from` over `to` (atomic, not yet durable).
@@ -44,9 +50,22 @@ pub trait Fs: Send + Sync {
 pub struct RealFs;
 
 impl Fs for RealFs {
-    fn create_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fn create_new(&self, path: &Path, bytes: &[u8], like: &Path) -> io::Result<()> {
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+        match std::fs::metadata(like) {
+            Ok(old) => {
+                let new = file.metadata()?;
+                if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
+                    std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
+                }
+                // After the chown, which clears set-id bits.
+                file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         file.write_all(bytes)
     }
     fn sync_file(&self, path: &Path) -> io::Result<()> {
@@ -101,9 +120,9 @@ pub enum Provenance {
     Verified,
     /// Has no rampart header: a file written by hand, loaded as it is.
     Unframed,
-    /// Its header no longer matches its body: edited by hand, loaded with a warning.
+    /// Its header no longer matches its body: edited by hand, loaded as written with a warning.
     EditedByHand,
-    /// The file was torn or missing; this is the last good copy.
+    /// The file was torn (empty, NUL-filled or unparsable) or missing; this is the last good copy.
     LastGoodCopy,
 }
 
@@ -156,19 +175,19 @@ impl<F: Fs> AtomicWriter<F> {
     /// Writes `body` as `name` with the next generation, and keeps it as the last good copy.
     pub fn write(&self, name: &str, body: &[u8]) -> Result<u64, WriteError> {
         let _one = self.lock();
-        let generation = self.load_unlocked(name)?.map_or(0, |f| f.generation) + 1;
+        let generation = self.load_checked(name, &|_| true)?.map_or(0, |f| f.generation) + 1;
         let framed = frame(body, generation);
         let _writable = self.writable()?;
-        self.replace(name, &framed)?;
-        self.replace(&good_copy(name), &framed)?;
+        self.replace(name, &framed, name)?;
+        self.replace(&good_copy(name), &framed, name)?;
         Ok(generation)
     }
 
-    /// Loads `name`: the file if intact (or unframed, or edited by hand), else its last good copy.
-    /// `None` when neither exists.
-    pub fn load(&self, name: &str) -> Result<Option<LoadedFile>, WriteError> {
+    /// Loads `name`: the file if it is usable (intact, unframed, or edited by hand) and `parses`
+    /// accepts its body, else its last good copy. `None` when neither exists.
+    pub fn load(&self, name: &str, parses: &dyn Fn(&[u8]) -> bool) -> Result<Option<LoadedFile>, WriteError> {
         let _one = self.lock();
-        self.load_unlocked(name)
+        self.load_checked(name, parses)
     }
 
     /// Removes temporary files a crash left behind (call at start).
@@ -188,19 +207,22 @@ impl<F: Fs> AtomicWriter<F> {
         Ok(stale.len())
     }
 
-    fn load_unlocked(&self, name: &str) -> Result<Option<LoadedFile>, WriteError> {
+    fn load_checked(&self, name: &str, parses: &dyn Fn(&[u8]) -> bool) -> Result<Option<LoadedFile>, WriteError> {
         let path = self.dir.join(name);
         let main = self.fs.read(&path).map_err(|source| self.io(&path, source))?;
-        if let Some(Read::Good(file)) = main.as_deref().map(unframe) {
-            return Ok(Some(file));
+        let file = main.as_deref().and_then(unframe);
+        if file.as_ref().is_some_and(|f| parses(f.body())) {
+            return Ok(file);
         }
         let good_path = self.dir.join(good_copy(name));
         let good = self.fs.read(&good_path).map_err(|source| self.io(&good_path, source))?;
-        Ok(match good.as_deref().map(unframe) {
-            Some(Read::Good(file)) if file.provenance == Provenance::Verified => {
-                Some(LoadedFile { provenance: Provenance::LastGoodCopy, ..file })
+        Ok(match good.as_deref().and_then(unframe) {
+            Some(copy) if copy.provenance == Provenance::Verified && parses(copy.body()) => {
+                Some(LoadedFile { provenance: Provenance::LastGoodCopy, ..copy })
             }
-            // An empty file with no copy beside it was made empty by hand, not torn by a write.
+            // No good copy: an unparsable file is the caller's to report, and an empty file
+            // with no copy beside it was made empty by hand, not torn by a write.
+            _ if file.is_some() => file,
             _ if main.as_deref() == Some(&[]) => {
                 Some(LoadedFile { bytes: Vec::new(), body_start: 0, generation: 0, provenance: Provenance::Unframed })
             }
@@ -208,14 +230,15 @@ impl<F: Fs> AtomicWriter<F> {
         })
     }
 
-    /// Replaces `name` with `bytes`: temp file, fsync, rename, fsync of the directory.
-    fn replace(&self, name: &str, bytes: &[u8]) -> Result<(), WriteError> {
+    /// Replaces `name` with `bytes`, with the owner and mode of `like`: temp file, fsync, rename,
+    /// fsync of the directory.
+    fn replace(&self, name: &str, bytes: &[u8], like: &str) -> Result<(), WriteError> {
         let target = self.dir.join(name);
         let temp = self.dir.join(format!(".{name}.tmp"));
         if self.fs.read(&temp).map_err(|source| self.io(&temp, source))?.is_some() {
             self.fs.remove(&temp).map_err(|source| self.io(&temp, source))?;
         }
-        self.fs.create_new(&temp, bytes).map_err(|source| self.io(&temp, source))?;
+        self.fs.create_new(&temp, bytes, &self.dir.join(like)).map_err(|source| self.io(&temp, source))?;
         self.fs.sync_file(&temp).map_err(|source| self.io(&temp, source))?;
         self.fs.rename(&temp, &target).map_err(|source| self.io(&target, source))?;
         self.fs.sync_dir(&self.dir).map_err(|source| self.io(&self.dir, source))
@@ -248,42 +271,27 @@ fn frame(body: &[u8], generation: u64) -> Vec<u8> {
     out
 }
 
-/// What a file's bytes turned out to be.
-enum Read {
-    /// Usable: intact, unframed or edited by hand.
-    Good(LoadedFile),
-    /// Torn: empty, shorter than its header says, or with a broken header.
-    Torn,
-}
-
-/// Reads a file's header and checks its body.
-fn unframe(bytes: &[u8]) -> Read {
-    let Some(rest) = bytes.strip_prefix(HEADER_PREFIX.as_bytes()) else {
-        // No header: written by hand. An empty file is what a torn write leaves.
-        if bytes.is_empty() {
-            return Read::Torn;
-        }
-        return Read::Good(LoadedFile {
-            bytes: bytes.to_vec(),
-            body_start: 0,
-            generation: 0,
-            provenance: Provenance::Unframed,
-        });
-    };
-    let Some(newline) = rest.iter().position(|b| *b == b'\n') else { return Read::Torn };
-    let (header, body) = (String::from_utf8_lossy(&rest[..newline]), &rest[newline + 1..]);
+/// Reads a file's header and checks its body; `None` when the file is torn. Only an empty or
+/// NUL-filled file is torn (what a power cut leaves of a file whose data had not reached the
+/// disk: the files are text); any other is as rampart wrote it, or as someone edited it since.
+fn unframe(bytes: &[u8]) -> Option<LoadedFile> {
+    if bytes.is_empty() || bytes.contains(&0) {
+        return None;
+    }
+    let unframed =
+        || LoadedFile { bytes: bytes.to_vec(), body_start: 0, generation: 0, provenance: Provenance::Unframed };
+    let Some(rest) = bytes.strip_prefix(HEADER_PREFIX.as_bytes()) else { return Some(unframed()) };
+    let newline = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+    let (header, body) = (String::from_utf8_lossy(&rest[..newline]), rest.get(newline + 1..).unwrap_or_default());
     let field =
         |name: &str| header.split(' ').find_map(|w| w.strip_prefix(name)?.strip_prefix('=').map(str::to_string));
-    let generation = field("generation").and_then(|g| g.parse::<u64>().ok());
+    let generation = field("generation").and_then(|g| g.parse::<u64>().ok()).unwrap_or(0);
     let length = field("length").and_then(|l| l.parse::<usize>().ok());
-    let (Some(generation), Some(length), Some(sum)) = (generation, length, field("sha256")) else { return Read::Torn };
-    if body.len() < length {
-        return Read::Torn;
-    }
-    let intact = body.len() == length && hex(digest::digest(&digest::SHA256, body).as_ref()) == sum;
+    let intact = length == Some(body.len())
+        && field("sha256").is_some_and(|sum| hex(digest::digest(&digest::SHA256, body).as_ref()) == sum);
     let provenance = if intact { Provenance::Verified } else { Provenance::EditedByHand };
     let body_start = bytes.len() - body.len();
-    Read::Good(LoadedFile { bytes: bytes.to_vec(), body_start, generation, provenance })
+    Some(LoadedFile { bytes: bytes.to_vec(), body_start, generation, provenance })
 }
 
 fn hex(bytes: &[u8]) -> String {

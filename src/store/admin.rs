@@ -44,7 +44,10 @@ impl AdminAccount {
     /// The account kept in `data_dir`, if one was created.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let writer = AtomicWriter::new(data_dir);
-        let record = match writer.load(FILE).map_err(|e| StoreError::Io(e.to_string()))? {
+        let record = match writer
+            .load(FILE, &|body| serde_json::from_slice::<Record>(body).is_ok())
+            .map_err(|e| StoreError::Io(e.to_string()))?
+        {
             Some(file) => Some(
                 serde_json::from_slice::<Record>(file.body())
                     .map_err(|e| StoreError::Corrupt(FILE.to_string(), e.to_string()))?,

@@ -188,7 +188,10 @@ impl Datastore {
         let writer = AtomicWriter::new(data_dir);
         writer.remove_stale_temps().map_err(|e| StoreError::Io(e.to_string()))?;
         let file = format!("store-{app}.json");
-        let records = match writer.load(&file).map_err(|e| StoreError::Io(e.to_string()))? {
+        let records = match writer
+            .load(&file, &|body| snapshot::decode(body, now).is_ok())
+            .map_err(|e| StoreError::Io(e.to_string()))?
+        {
             Some(loaded) => snapshot::decode(loaded.body(), now).map_err(|e| StoreError::Corrupt(file.clone(), e))?,
             None => Records::default(),
         };

@@ -34,13 +34,19 @@ impl InProcess {
     }
 
     /// Stops the daemon and starts it again on the same configuration and data directory.
-    pub fn restart(mut self) -> Self {
-        let config = std::mem::replace(&mut self.config, ConfigDir::new());
-        drop(self);
-        Self::start_in(config)
+    pub fn restart(self) -> Self {
+        Self::start_in(self.stop())
     }
 
-    fn start_in(config: ConfigDir) -> Self {
+    /// Stops the daemon; its configuration directory (holding its data directory) lives on.
+    pub fn stop(mut self) -> ConfigDir {
+        let config = std::mem::replace(&mut self.config, ConfigDir::new());
+        drop(self);
+        config
+    }
+
+    /// Starts the daemon on the configuration directory `config` as it is.
+    pub fn start_in(config: ConfigDir) -> Self {
         let settings = config::load(Some(config.path())).unwrap_or_else(|e| panic!("{e}")).settings;
         let dir = config.path().to_path_buf();
         let (services_tx, services_rx) = mpsc::channel();

@@ -72,7 +72,7 @@ impl SimFs {
 }
 
 impl Fs for SimFs {
-    fn create_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fn create_new(&self, path: &Path, bytes: &[u8], _like: &Path) -> io::Result<()> {
         self.call(|s| {
             let name = Self::name(path);
             if s.volatile_dir.contains_key(&name) {
@@ -137,7 +137,7 @@ fn cut_during(drops: Drop, versions: &[&str], cut: usize) -> (Option<Vec<u8>>, u
         completed += 1;
     }
     let after = writer(w.fs.after_power_cut());
-    let loaded = after.load("server.properties").expect("load never fails on the simulated disk");
+    let loaded = after.load("server.properties", &any).expect("load never fails on the simulated disk");
     (loaded.map(|f| f.body().to_vec()), completed)
 }
 
@@ -186,33 +186,54 @@ fn generations_count_up_and_stale_temps_go() {
     let w = writer(SimFs::new(Drop::Nothing));
     assert_eq!(w.write("a.properties", b"x=1\n").unwrap(), 1);
     assert_eq!(w.write("a.properties", b"x=2\n").unwrap(), 2);
-    w.fs.create_new(Path::new("/etc/rampart/.a.properties.tmp"), b"half").unwrap();
+    w.fs.create_new(Path::new("/etc/rampart/.a.properties.tmp"), b"half", Path::new("/none")).unwrap();
     assert_eq!(w.remove_stale_temps().unwrap(), 1);
     assert_eq!(w.remove_stale_temps().unwrap(), 0);
-    let loaded = w.load("a.properties").unwrap().unwrap();
+    let loaded = w.load("a.properties", &any).unwrap().unwrap();
     assert_eq!((loaded.body(), loaded.generation, loaded.provenance), (&b"x=2\n"[..], 2, Provenance::Verified));
 }
 
+/// Accepts any body.
+fn any(_: &[u8]) -> bool {
+    true
+}
+
 #[test]
-fn hand_edits_load_with_a_warning_and_torn_files_fall_back() {
+fn hand_edits_load_as_written_and_only_empty_nul_or_unparsable_files_are_torn() {
     let w = writer(SimFs::new(Drop::Nothing));
     w.write("a.properties", b"x=1\ny=2\n").unwrap();
     let path = Path::new("/etc/rampart/a.properties");
     let framed = w.fs.read(path).unwrap().unwrap();
+    let put = |bytes: &[u8]| {
+        let _ = w.fs.remove(path);
+        w.fs.create_new(path, bytes, path).unwrap();
+    };
 
     let edited = String::from_utf8(framed.clone()).unwrap().replace("x=1", "x=10");
-    w.fs.remove(path).unwrap();
-    w.fs.create_new(path, edited.as_bytes()).unwrap();
-    let loaded = w.load("a.properties").unwrap().unwrap();
+    put(edited.as_bytes());
+    let loaded = w.load("a.properties", &any).unwrap().unwrap();
     assert_eq!((loaded.provenance, loaded.body()), (Provenance::EditedByHand, &b"x=10\ny=2\n"[..]));
 
-    w.fs.remove(path).unwrap();
-    w.fs.create_new(path, &framed[..framed.len() - 3]).unwrap();
-    let loaded = w.load("a.properties").unwrap().unwrap();
-    assert_eq!((loaded.provenance, loaded.body()), (Provenance::LastGoodCopy, &b"x=1\ny=2\n"[..]));
+    // A line deleted by hand makes the file shorter than its header says: still the user's edit.
+    put(&framed[..framed.len() - 4]);
+    let loaded = w.load("a.properties", &any).unwrap().unwrap();
+    assert_eq!((loaded.provenance, loaded.body()), (Provenance::EditedByHand, &b"x=1\n"[..]));
+    let header_only = &framed[..framed.iter().position(|b| *b == b'\n').unwrap()];
+    assert_eq!(unframe(header_only).map(|f| f.provenance), Some(Provenance::EditedByHand));
 
-    w.fs.remove(path).unwrap();
-    w.fs.create_new(path, b"plain=1\n").unwrap();
-    assert_eq!(w.load("a.properties").unwrap().unwrap().provenance, Provenance::Unframed);
-    assert_eq!(w.load("missing.properties").unwrap(), None);
+    for torn in [&b""[..], &[0u8; 64][..], &[framed.as_slice(), &[0; 16]].concat()[..]] {
+        put(torn);
+        let loaded = w.load("a.properties", &any).unwrap().unwrap();
+        assert_eq!((loaded.provenance, loaded.body()), (Provenance::LastGoodCopy, &b"x=1\ny=2\n"[..]), "{torn:?}");
+    }
+    put(b"x=1\ny=2\n");
+    let loaded = w.load("a.properties", &|body| !body.starts_with(b"x=1")).unwrap().unwrap();
+    assert_eq!(loaded.provenance, Provenance::Unframed, "no parsable copy: the file, for its reader to report");
+    put(b"{not json");
+    let loaded = w.load("a.properties", &|body| body.starts_with(b"x=")).unwrap().unwrap();
+    assert_eq!(loaded.provenance, Provenance::LastGoodCopy, "an unparsable file gives way to its good copy");
+
+    put(b"plain=1\n");
+    assert_eq!(w.load("a.properties", &any).unwrap().unwrap().provenance, Provenance::Unframed);
+    assert_eq!(w.load("missing.properties", &any).unwrap(), None);
 }
