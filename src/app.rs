@@ -1,6 +1,7 @@
 //! Wiring: binds the listeners the settings ask for, runs the services, and stops them on
 //! shutdown.
 
+use crate::change_checks;
 use crate::clock::{Clock, SystemClock};
 use crate::config::changes::{self, Applied, ConfigFiles, Target};
 use crate::config::values::Port;
@@ -185,7 +186,7 @@ pub async fn start(
         .mode(0o700)
         .create(&server.data_dir)
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
-    let config_files = config_dir.map(ConfigFiles::new);
+    let config_files = config_dir.map(|dir| ConfigFiles::new(dir).vetted_by(Box::new(change_checks::vet)));
     if let Some(files) = &config_files {
         tidy_config_partition(files)?;
     }

@@ -4,6 +4,7 @@
 //! and hands over to [`app`].
 
 pub mod app;
+pub mod change_checks;
 pub mod cli;
 pub mod clock;
 pub mod config;

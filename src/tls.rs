@@ -41,14 +41,20 @@ pub fn server_config(server: &ServerSettings) -> Result<Arc<ServerConfig>, TlsEr
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
         _ => device_certificate(&server.data_dir)?,
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+    config_from_files(&cert_path, &key_path)
+}
+
+/// A TLS server configuration from a PEM certificate chain and its private key, which must
+/// parse and belong together. What is wrong names the file, never its content.
+pub fn config_from_files(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let file_error = |path: &Path, reason: String| TlsError::File { path: path.to_path_buf(), reason };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| TlsError::File { path: cert_path.clone(), reason: e.to_string() })?;
+        .map_err(|e| file_error(cert_path, e.to_string()))?;
     if chain.is_empty() {
-        return Err(TlsError::File { path: cert_path, reason: "no certificate in it".into() });
+        return Err(file_error(cert_path, "no PEM certificate in it".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .map_err(|e| TlsError::File { path: key_path, reason: e.to_string() })?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| file_error(key_path, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

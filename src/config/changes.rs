@@ -10,6 +10,11 @@ use super::writer::{AtomicWriter, Provenance, RealFs, WriteError};
 use super::{Invalid, Problem, Settings, check_app_text, check_server_text, properties};
 use std::path::{Path, PathBuf};
 
+/// Checks a change against the world beyond the files (that a named file parses, that a
+/// directory is fit for its use), given the settings in force and those the change makes: a
+/// `(key, why)` for each problem. The daemon supplies it; it knows what the settings name.
+pub type Vet = Box<dyn Fn(&Settings, &Settings) -> Vec<(&'static str, String)> + Send + Sync>;
+
 /// The configuration directory's writers: `server.properties` in it and `apps/` below it share
 /// the partition, so they share its remount, and whether it was left writable.
 pub struct ConfigFiles {
@@ -17,6 +22,7 @@ pub struct ConfigFiles {
     remount: Remount,
     server: AtomicWriter,
     apps: AtomicWriter,
+    vet: Option<Vet>,
 }
 
 impl ConfigFiles {
@@ -29,7 +35,13 @@ impl ConfigFiles {
             server: writer(config_dir.to_path_buf()),
             apps: writer(config_dir.join("apps")),
             remount,
+            vet: None,
         }
+    }
+
+    /// These writers, refusing every change that `vet` finds a problem with.
+    pub fn vetted_by(self, vet: Vet) -> Self {
+        ConfigFiles { vet: Some(vet), ..self }
     }
 
     /// True when a remount back to read-only failed and the partition is writable now.
@@ -119,6 +131,14 @@ pub fn apply(
             warnings
         })?,
     };
+    let vetted = files.vet.as_ref().map(|vet| vet(current, &settings)).unwrap_or_default();
+    if !vetted.is_empty() {
+        let problems = vetted
+            .into_iter()
+            .map(|(key, message)| Problem { file: path.clone(), line: None, key: Some(key.to_string()), message })
+            .collect();
+        return Err(Invalid { problems, warnings });
+    }
     if std::fs::create_dir_all(&dir).is_err() && !dir.is_dir() {
         return Err(invalid(dir, None, "cannot create the directory"));
     }
