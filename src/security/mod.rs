@@ -18,6 +18,7 @@ pub mod lockout;
 mod pipeline;
 pub mod sessions;
 pub mod totp;
+pub mod totp_throttle;
 pub mod webhook;
 
 pub use credentials::Credentials;
@@ -181,6 +182,9 @@ pub enum Reason {
     /// The code is wrong (or from another step, subscriber, stream or role).
     #[error("TOTP code wrong")]
     TotpWrong,
+    /// Too many wrong codes for this subscriber, stream or application in this code window.
+    #[error("TOTP tries throttled (too many wrong codes)")]
+    TotpThrottled,
     /// The code was used already.
     #[error("TOTP code already used")]
     TotpReplayed,

@@ -6,6 +6,7 @@ use super::hash_token::HashTokens;
 use super::jwt::Hs256;
 use super::lockout::Lockout;
 use super::totp::{self, ReplayError, ReplayGuard};
+use super::totp_throttle::{self, TotpThrottle};
 use super::webhook::{self, WebhookAnswer};
 use super::{AccessRequest, Action, Decision, Grant, Reason, Step, ip_filter};
 use crate::config::values::HttpUrl;
@@ -130,6 +131,7 @@ pub struct Pipeline {
     apps: RwLock<Arc<HashMap<String, AppPolicy>>>,
     lockout: Mutex<Lockout>,
     replay: Mutex<ReplayGuard>,
+    throttle: Mutex<TotpThrottle>,
     audit: Arc<Audit>,
 }
 
@@ -145,6 +147,7 @@ impl Pipeline {
                 server.lockout_duration.0,
             )),
             replay: Mutex::new(ReplayGuard::default()),
+            throttle: Mutex::new(TotpThrottle::default()),
             audit,
         }
     }
@@ -306,7 +309,21 @@ impl Pipeline {
                 }
             };
             let period = u64::from(period);
-            let step = totp::check(&key, code.expose(), now, period).ok_or(Reason::TotpWrong)?;
+            let target = totp_throttle::Target {
+                app: &r.app,
+                stream: &r.stream_id,
+                subscriber: subscriber_id,
+                action: r.action,
+            };
+            let moment = totp_throttle::Moment { step: now / period.max(1), instant: r.now.instant };
+            if lock(&self.throttle).refused(target, moment) {
+                return Err(Reason::TotpThrottled);
+            }
+            let Some(step) = totp::check(&key, code.expose(), now, period) else {
+                lock(&self.throttle).record_failure(target, moment);
+                return Err(Reason::TotpWrong);
+            };
+            lock(&self.throttle).record_success(target);
             if lock(&self.replay).used(subscriber_id, &r.stream_id, r.action, step) {
                 return Err(Reason::TotpReplayed);
             }
