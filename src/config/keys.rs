@@ -115,6 +115,10 @@ settings_table! {
         webrtc_host: IpAddr = "webrtc.host", default "0.0.0.0" [restart];
         /// Public address of a box behind 1:1 NAT, offered to WebRTC peers instead of its own (empty: none).
         webrtc_public_address: Option<IpAddr> = "webrtc.publicAddress", default "" [restart];
+        /// Most WebRTC sessions (WHEP and WHIP, answering or open) one address (an IPv6 /64) may hold.
+        webrtc_max_sessions_per_address: u32 = "webrtc.maxSessionsPerAddress", default "10", range 1..=100 [restart];
+        /// Most WebRTC sessions one application may hold, so that an open one cannot take every session of the box.
+        webrtc_max_sessions_per_app: u32 = "webrtc.maxSessionsPerApp", default "80", range 1..=100 [restart];
         /// Lowest UDP port for WebRTC media (0 with webrtc.udpPortMax 0: any free port).
         webrtc_udp_port_min: Port = "webrtc.udpPortMin", default "0" [restart];
         /// Highest UDP port for WebRTC media; one port per session is taken from the range.

@@ -49,6 +49,11 @@ async fn offer(call: &Call, action: Action, app: &str, stream: &str, http: &Http
         credentials = credentials.with_authorization(auth);
     }
     let protocol = if action == Action::Play { Protocol::Whep } else { Protocol::Whip };
+    // The place first: an offer the box has no room for is refused before any credential is used.
+    let reservation = match services.webrtc.reserve(app, call.ip) {
+        Ok(reservation) => reservation,
+        Err(e) => return refusal(e),
+    };
     let request = AccessRequest {
         action,
         protocol,
@@ -67,8 +72,8 @@ async fn offer(call: &Call, action: Action, app: &str, stream: &str, http: &Http
     let grant = GrantWatch { handle: services.sessions.register(app, stream, &grant), ends_at };
     let offer = sdp.to_string();
     let answered = match action {
-        Action::Play => services.webrtc.play(&services.hub, app, stream, offer, grant).await,
-        Action::Publish => services.webrtc.publish(&services.hub, app, stream, call.ip, offer, grant).await,
+        Action::Play => services.webrtc.play(&services.hub, app, stream, offer, grant, reservation).await,
+        Action::Publish => services.webrtc.publish(&services.hub, app, stream, offer, grant, reservation).await,
     };
     match answered {
         Ok(answered) => {
@@ -82,9 +87,18 @@ async fn offer(call: &Call, action: Action, app: &str, stream: &str, http: &Http
             }
             reply
         }
-        Err(e @ WebRtcError::NotLive) => failure(StatusCode::NOT_FOUND, e),
-        Err(e @ WebRtcError::InUse) => failure(StatusCode::CONFLICT, e),
-        Err(e @ (WebRtcError::Full | WebRtcError::NoPort(..))) => failure(StatusCode::SERVICE_UNAVAILABLE, e),
-        Err(e @ WebRtcError::Offer(_)) => failure(StatusCode::BAD_REQUEST, e),
+        Err(e) => refusal(e),
     }
+}
+
+/// The answer to an offer that could not be served.
+fn refusal(e: WebRtcError) -> Reply {
+    let status = match e {
+        WebRtcError::NotLive => StatusCode::NOT_FOUND,
+        WebRtcError::InUse => StatusCode::CONFLICT,
+        WebRtcError::AddressFull(_) => StatusCode::TOO_MANY_REQUESTS,
+        WebRtcError::Full | WebRtcError::AppFull(_) | WebRtcError::NoPort(..) => StatusCode::SERVICE_UNAVAILABLE,
+        WebRtcError::Offer(_) => StatusCode::BAD_REQUEST,
+    };
+    failure(status, e)
 }

@@ -14,6 +14,15 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address as one client: the canonical IPv4 address, or the IPv6 /64 (the block one
+/// subscriber usually holds), for limits and counts per client.
+pub fn client_block(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
 /// Whether any network of `list` holds `ip`.
 pub fn listed(list: &CidrList, ip: IpAddr) -> bool {
     let ip = canonical(ip);

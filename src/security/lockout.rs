@@ -2,9 +2,9 @@
 //! before any other check runs. The table has a fixed size, so a flood of addresses cannot grow
 //! memory; IPv6 addresses count by /64, the block one subscriber usually holds.
 
-use super::ip_filter::canonical;
+use super::ip_filter::client_block;
 use heapless::index_map::FnvIndexMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Addresses the table tracks at once.
@@ -38,7 +38,7 @@ impl Lockout {
 
     /// Whether `ip` is locked out at `now`.
     pub fn is_locked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.table.get(&key(ip)).and_then(|e| e.locked_until).is_some_and(|until| now < until)
+        self.table.get(&client_block(ip)).and_then(|e| e.locked_until).is_some_and(|until| now < until)
     }
 
     /// Counts a refusal of `ip`; returns true when it locks the address out.
@@ -46,7 +46,7 @@ impl Lockout {
         if self.max_failures == 0 {
             return false;
         }
-        let key = key(ip);
+        let key = client_block(ip);
         if !self.table.contains_key(&key) && self.table.len() == TRACKED_ADDRESSES {
             self.make_room(now);
         }
@@ -75,7 +75,7 @@ impl Lockout {
 
     /// Forgets the refusals of `ip` after it was admitted.
     pub fn record_success(&mut self, ip: IpAddr) {
-        let key = key(ip);
+        let key = client_block(ip);
         if self.table.get(&key).is_some_and(|e| e.locked_until.is_none()) {
             self.table.remove(&key);
         }
@@ -100,17 +100,6 @@ impl Lockout {
         if let Some(ip) = weakest {
             self.table.remove(&ip);
         }
-    }
-}
-
-/// The table key: the canonical IPv4 address, or the IPv6 /64.
-fn key(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(prefix))
-        }
-        v4 => v4,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod whip;
 
 use crate::config::ServerSettings;
 use crate::secrets::random_token;
+use crate::security::ip_filter::client_block;
 use crate::security::sessions::SessionHandle;
 use ::webrtc::media_stream::track_local::TrackLocal;
 use ::webrtc::media_stream::track_remote::TrackRemote;
@@ -27,15 +28,16 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
 /// Time the ICE candidates of an answer may take to gather.
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time a peer has to connect after its answer, before the session is dropped.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Time a peer has to connect after its answer, before the session is dropped and its place
+/// freed (ICE on a network a browser can reach completes in a second or two).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time without a packet after which a peer counts as disconnected.
 pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(5);
 /// Time disconnected after which the session fails and its socket is freed.
@@ -54,9 +56,15 @@ pub enum WebRtcError {
     /// The stream is being published already (WHIP).
     #[error("stream is already being published")]
     InUse,
-    /// As many sessions as allowed are open.
+    /// As many sessions as the box allows are open.
     #[error("too many WebRTC sessions ({MAX_SESSIONS})")]
     Full,
+    /// The application holds as many sessions as it may (webrtc.maxSessionsPerApp).
+    #[error("too many WebRTC sessions for this application ({0}, webrtc.maxSessionsPerApp)")]
+    AppFull(usize),
+    /// The address holds as many sessions as it may (webrtc.maxSessionsPerAddress).
+    #[error("too many WebRTC sessions from this address ({0}, webrtc.maxSessionsPerAddress)")]
+    AddressFull(usize),
     /// Every UDP port of webrtc.udpPortMin..webrtc.udpPortMax is taken.
     #[error("no free UDP port in {0}..={1} (webrtc.udpPortMin, webrtc.udpPortMax)")]
     NoPort(u16, u16),
@@ -88,6 +96,10 @@ pub struct Network {
     pub public_address: Option<IpAddr>,
     /// The UDP ports sessions take theirs from (`0..=0`: any free port).
     pub ports: RangeInclusive<u16>,
+    /// Most sessions one address (an IPv6 /64) may hold.
+    pub max_per_address: usize,
+    /// Most sessions one application may hold.
+    pub max_per_app: usize,
 }
 
 impl Network {
@@ -97,6 +109,8 @@ impl Network {
             host: server.webrtc_host,
             public_address: server.webrtc_public_address,
             ports: server.webrtc_udp_port_min.0..=server.webrtc_udp_port_max.0,
+            max_per_address: server.webrtc_max_sessions_per_address as usize,
+            max_per_app: server.webrtc_max_sessions_per_app as usize,
         }
     }
 }
@@ -107,18 +121,55 @@ pub struct WebRtc {
     /// Counts the ports handed out, to walk the range round.
     next_port: AtomicU16,
     sessions: Mutex<HashMap<String, Arc<Notify>>>,
-    /// Offers being answered: they count against [`MAX_SESSIONS`] too, so that offers arriving
-    /// together cannot pass it while each waits for its ICE gathering.
-    negotiating: Arc<AtomicUsize>,
+    /// The places taken, by offers being answered and by sessions open.
+    places: Arc<Mutex<Places>>,
 }
 
-/// A place among the sessions, held from the offer until the session is kept (or fails).
-struct Slot(Arc<AtomicUsize>);
+/// The places taken, in all and per address and application.
+#[derive(Debug, Default)]
+struct Places {
+    total: usize,
+    per_address: HashMap<IpAddr, usize>,
+    per_app: HashMap<String, usize>,
+}
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+/// A place among the sessions, taken before the offer is decided (so that an offer the box
+/// cannot serve consumes no credential) and held until the session ends.
+pub struct Reservation {
+    places: Arc<Mutex<Places>>,
+    peer: IpAddr,
+    address: IpAddr,
+    app: String,
+}
+
+impl Reservation {
+    /// The address of the peer the place is for.
+    pub fn peer(&self) -> IpAddr {
+        self.peer
     }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut places = lock_places(&self.places);
+        places.total = places.total.saturating_sub(1);
+        release(&mut places.per_address, &self.address);
+        release(&mut places.per_app, &self.app);
+    }
+}
+
+/// Gives back one place of `key` in `map`, forgetting keys that hold none.
+fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+fn lock_places(places: &Mutex<Places>) -> MutexGuard<'_, Places> {
+    places.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A peer connection whose answer is made.
@@ -128,8 +179,6 @@ struct Negotiated {
     connected: mpsc::Receiver<()>,
     senders: Vec<Arc<dyn RtpSender>>,
     sdp: String,
-    /// Given back once the session is kept.
-    _slot: Slot,
 }
 
 /// What ends a session besides its media: the grant that admitted it.
@@ -143,12 +192,27 @@ pub struct GrantWatch {
 impl WebRtc {
     /// Sessions on `network`.
     pub fn new(network: Network) -> Arc<Self> {
-        Arc::new(WebRtc {
-            network,
-            next_port: AtomicU16::new(0),
-            sessions: Mutex::default(),
-            negotiating: Arc::default(),
-        })
+        Arc::new(WebRtc { network, next_port: AtomicU16::new(0), sessions: Mutex::default(), places: Arc::default() })
+    }
+
+    /// Takes a place for an offer from `peer` to `app`: within [`MAX_SESSIONS`] for the box,
+    /// `webrtc.maxSessionsPerApp` and `webrtc.maxSessionsPerAddress` (an IPv6 /64 is one).
+    pub fn reserve(&self, app: &str, peer: IpAddr) -> Result<Reservation, WebRtcError> {
+        let address = client_block(peer);
+        let mut places = lock_places(&self.places);
+        if places.total >= MAX_SESSIONS {
+            return Err(WebRtcError::Full);
+        }
+        if places.per_app.get(app).copied().unwrap_or(0) >= self.network.max_per_app {
+            return Err(WebRtcError::AppFull(self.network.max_per_app));
+        }
+        if places.per_address.get(&address).copied().unwrap_or(0) >= self.network.max_per_address {
+            return Err(WebRtcError::AddressFull(self.network.max_per_address));
+        }
+        places.total += 1;
+        *places.per_address.entry(address).or_default() += 1;
+        *places.per_app.entry(app.to_string()).or_default() += 1;
+        Ok(Reservation { places: self.places.clone(), peer, address, app: app.to_string() })
     }
 
     /// A UDP port for a new session: any (0) without a range, else the next free one in it.
@@ -200,10 +264,6 @@ impl WebRtc {
         tracks: &[Arc<dyn TrackLocal>],
         offer: String,
     ) -> Result<Negotiated, WebRtcError> {
-        let slot = Slot(self.negotiating.clone());
-        if self.len() + self.negotiating.fetch_add(1, Ordering::Relaxed) >= MAX_SESSIONS {
-            return Err(WebRtcError::Full);
-        }
         let (events, mut gathered, connected) = Events::new();
         let mut media = MediaEngine::default();
         for (codec, kind) in codecs {
@@ -245,7 +305,7 @@ impl WebRtc {
             Ok::<_, WebRtcError>((senders, sdp))
         };
         match answered.await {
-            Ok((senders, sdp)) => Ok(Negotiated { pc, events, connected, senders, sdp, _slot: slot }),
+            Ok((senders, sdp)) => Ok(Negotiated { pc, events, connected, senders, sdp }),
             Err(e) => {
                 let _ = pc.close().await;
                 Err(e)
@@ -253,12 +313,14 @@ impl WebRtc {
         }
     }
 
-    /// Keeps session `pc` until `media` ends, DELETE, the peer leaves or the grant ends.
+    /// Keeps session `pc`, in the place `reservation` holds, until `media` ends, DELETE, the
+    /// peer leaves or the grant ends.
     fn keep(
         self: &Arc<Self>,
         pc: Arc<dyn PeerConnection>,
         events: Arc<Events>,
         grant: GrantWatch,
+        reservation: Reservation,
         media: impl Future<Output = &'static str> + Send + 'static,
     ) -> Option<String> {
         let id = random_token(16)?;
@@ -277,6 +339,7 @@ impl WebRtc {
             log::info!("webrtc session {}… ended: {why}", session_id.get(..6).unwrap_or_default());
             webrtc.lock().remove(&session_id);
             let _ = pc.close().await;
+            drop(reservation);
         });
         Some(id)
     }
@@ -418,5 +481,42 @@ mod tests {
             with_public_address("a=candidate:1 1 udp 1 ::1 9 typ host", "2001:db8::1".parse().unwrap()),
             "a=candidate:1 1 udp 1 2001:db8::1 9 typ host"
         );
+    }
+
+    fn webrtc(per_address: usize, per_app: usize) -> Arc<WebRtc> {
+        let host = "127.0.0.1".parse().unwrap();
+        WebRtc::new(Network {
+            host,
+            public_address: None,
+            ports: 0..=0,
+            max_per_address: per_address,
+            max_per_app: per_app,
+        })
+    }
+
+    #[test]
+    fn places_are_capped_per_address_per_application_and_in_all_and_come_back() {
+        let rtc = webrtc(2, 3);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a1 = rtc.reserve("A", ip("10.0.0.1")).unwrap();
+        let _a2 = rtc.reserve("A", ip("::ffff:10.0.0.1")).unwrap();
+        assert!(matches!(rtc.reserve("B", ip("10.0.0.1")), Err(WebRtcError::AddressFull(2))), "mapped IPv4 is IPv4");
+        let _a3 = rtc.reserve("A", ip("2001:db8::1")).unwrap();
+        assert!(matches!(rtc.reserve("A", ip("10.0.0.2")), Err(WebRtcError::AppFull(3))));
+        let _b1 = rtc.reserve("B", ip("2001:db8::2")).unwrap();
+        assert!(
+            matches!(rtc.reserve("B", ip("2001:db8::ffff:3")), Err(WebRtcError::AddressFull(2))),
+            "an IPv6 /64 is one address"
+        );
+        drop(a1);
+        assert!(rtc.reserve("A", ip("10.0.0.1")).is_ok(), "a place comes back when its session ends");
+
+        let rtc = webrtc(100, 100);
+        let held: Vec<Reservation> =
+            (0..MAX_SESSIONS).map(|i| rtc.reserve("A", IpAddr::from([10, 0, 0, i as u8])).unwrap()).collect();
+        assert!(matches!(rtc.reserve("B", ip("10.1.0.1")), Err(WebRtcError::Full)));
+        drop(held);
+        assert_eq!(lock_places(&rtc.places).total, 0);
+        assert!(lock_places(&rtc.places).per_address.is_empty() && lock_places(&rtc.places).per_app.is_empty());
     }
 }

@@ -4,7 +4,9 @@
 //! Enhanced RTMP). AAC cannot travel in WebRTC; it is left out and the answer says so.
 
 use super::avc::{AvcConfig, annex_b, avc_payload, parse_config};
-use super::{Answered, CONNECT_TIMEOUT, GrantWatch, WebRtc, WebRtcError, h264_codec, opus_codec, random_ssrc};
+use super::{
+    Answered, CONNECT_TIMEOUT, GrantWatch, Reservation, WebRtc, WebRtcError, h264_codec, opus_codec, random_ssrc,
+};
 use crate::media::flv::Codec;
 use crate::media::{Frame, Hub, MediaKind, Reader};
 use ::webrtc::media_stream::track_local::TrackLocal;
@@ -31,6 +33,7 @@ impl WebRtc {
         stream: &str,
         offer: String,
         grant: GrantWatch,
+        reservation: Reservation,
     ) -> Result<Answered, WebRtcError> {
         let reader = hub.subscribe(app, stream).ok_or(WebRtcError::NotLive)?;
         let audio = hub.live_streams().into_iter().find(|s| s.app == app && s.stream == stream).and_then(|s| s.audio);
@@ -61,7 +64,7 @@ impl WebRtc {
         };
         let media = feed.run(reader, negotiated.connected);
         let id = self
-            .keep(negotiated.pc, negotiated.events, grant, media)
+            .keep(negotiated.pc, negotiated.events, grant, reservation, media)
             .ok_or_else(|| super::offer_error("no randomness for the session id"))?;
         let left_out = (audio.is_some() && !opus).then_some("left out: AAC cannot be sent over WebRTC");
         Ok(Answered { sdp: negotiated.sdp, id, left_out })

@@ -5,14 +5,13 @@
 //! milliseconds since the session started, so audio and video share one clock.
 
 use super::avc::{config_record, nal_units};
-use super::{Answered, CONNECT_TIMEOUT, GrantWatch, WebRtc, WebRtcError, h264_codec, opus_codec};
+use super::{Answered, CONNECT_TIMEOUT, GrantWatch, Reservation, WebRtc, WebRtcError, h264_codec, opus_codec};
 use crate::media::{Frame, Hub, MediaKind, Publisher, PublisherInfo};
 use ::webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use bytes::{BufMut, Bytes, BytesMut};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -30,18 +29,19 @@ impl WebRtc {
         hub: &Arc<Hub>,
         app: &str,
         stream: &str,
-        peer: IpAddr,
         offer: String,
         grant: GrantWatch,
+        reservation: Reservation,
     ) -> Result<Answered, WebRtcError> {
-        let publisher =
-            hub.publish(app, stream, PublisherInfo { peer, protocol: "whip" }).map_err(|_| WebRtcError::InUse)?;
+        let publisher = hub
+            .publish(app, stream, PublisherInfo { peer: reservation.peer(), protocol: "whip" })
+            .map_err(|_| WebRtcError::InUse)?;
         let codecs = [(h264_codec(), RtpCodecKind::Video), (opus_codec(), RtpCodecKind::Audio)];
         let negotiated = self.answer(&codecs, &[], offer).await?;
         let tracks = negotiated.events.take_tracks().ok_or_else(|| super::offer_error("tracks taken"))?;
         let media = ingest(Arc::new(publisher), tracks, negotiated.connected);
         let id = self
-            .keep(negotiated.pc, negotiated.events, grant, media)
+            .keep(negotiated.pc, negotiated.events, grant, reservation, media)
             .ok_or_else(|| super::offer_error("no randomness for the session id"))?;
         Ok(Answered { sdp: negotiated.sdp, id, left_out: None })
     }
