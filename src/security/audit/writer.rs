@@ -60,8 +60,12 @@ impl Writer {
     /// Queues `event` for `trail`'s file without waiting; a full queue drops and counts it.
     pub fn send(&self, trail: Trail, event: &AuditEvent) {
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
-        if dropped > 0 && !self.offer(Trail::Decisions, dropped_event(event.time, dropped)) {
-            self.dropped.fetch_add(dropped, Ordering::Relaxed);
+        if dropped > 0 {
+            if self.offer(Trail::Decisions, dropped_event(event.time, dropped)) {
+                log::warn!("{dropped} audit event(s) not written to the audit files: the writer was behind");
+            } else {
+                self.dropped.fetch_add(dropped, Ordering::Relaxed);
+            }
         }
         if !self.offer(trail, event.clone()) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -87,7 +91,6 @@ impl Writer {
 
 /// The event that reports `dropped` events the files missed.
 fn dropped_event(time: u64, dropped: u64) -> AuditEvent {
-    log::warn!("{dropped} audit event(s) not written to the audit files: the writer was behind");
     AuditEvent {
         time,
         action: "audit",
