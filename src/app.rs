@@ -13,7 +13,7 @@ use crate::media::{Hub, HubLimits};
 use crate::rtmp;
 use crate::rtmp::chunks::GuardLimits;
 use crate::security::Pipeline;
-use crate::security::audit::Audit;
+use crate::security::audit::{Audit, Rotation};
 use crate::security::sessions::Sessions;
 use crate::store::admin::AdminAccount;
 use crate::store::{Datastore, SecurityStore, StoreError};
@@ -34,6 +34,8 @@ use tokio_rustls::TlsAcceptor;
 
 /// Chunk streams a peer may have messages in progress on at once.
 const MAX_CHUNK_STREAMS: usize = 64;
+/// How often the audit trail records the folded refusals of a minute that ended.
+const AUDIT_TICK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the daemon could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -168,9 +170,11 @@ pub async fn run(
     config_dir: Option<&Path>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
-    let _services = start(&settings, config_dir, Arc::new(SystemClock)).await?;
+    let services = start(&settings, config_dir, Arc::new(SystemClock)).await?;
     shutdown.await;
     log::info!("shutting down");
+    let pipeline = services.pipeline.clone();
+    let _ = tokio::task::spawn_blocking(move || pipeline.audit().close()).await;
     Ok(())
 }
 
@@ -266,13 +270,24 @@ pub async fn start(
         };
         drop(task);
     }
+    drop(tokio::spawn(fold_refusals(services.pipeline.clone(), services.clock.clone())));
     Ok(services)
+}
+
+/// Records the folded refusals of each minute once it ends, even when no further event comes.
+async fn fold_refusals(pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(AUDIT_TICK);
+    loop {
+        tick.tick().await;
+        pipeline.audit().tick(clock.unix_secs());
+    }
 }
 
 /// The security pipeline over each application's datastore, auditing to the data directory.
 fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore>>) -> Result<Pipeline, AppError> {
     let server = &settings.server;
-    let audit = Audit::with_file(&server.data_dir, u64::from(server.audit_log_max_bytes))
+    let rotation = Rotation { max_bytes: u64::from(server.audit_log_max_bytes), keep: server.audit_log_rotated_files };
+    let audit = Audit::with_file(&server.data_dir, rotation)
         .map_err(|source| AppError::Audit { path: server.data_dir.clone(), source })?;
     Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(audit)))
 }

@@ -41,7 +41,10 @@ fn a_settings_change_keeps_each_files_mode_and_new_files_are_private() {
     assert_eq!(token.status, 200, "{}", token.body);
     let data = config.file("data");
     assert_eq!(mode(&data), 0o700, "the data directory");
+    daemon.services.pipeline.audit().sync();
     for file in [
+        "audit.log",
+        "admin-audit.log",
         "store-LiveApp.json",
         ".store-LiveApp.json.good",
         "admin.json",

@@ -157,8 +157,10 @@ settings_table! {
         lockout_window: Seconds = "server.lockoutWindow", default "60", range 1..=86400;
         /// How long a locked-out address is refused before any check runs.
         lockout_duration: Seconds = "server.lockoutDuration", default "300", range 1..=86400;
-        /// Largest size of the audit log file (data.dir/audit.log) before it rotates to audit.log.1.
+        /// Largest size of each audit file (data.dir/audit.log, admin-audit.log) before it rotates to .1.
         audit_log_max_bytes: u32 = "server.auditLogMaxBytes", default "1048576", range 4096..=268435456 [restart];
+        /// Rotated copies kept of each audit file (audit.log.1 to .N, admin-audit.log.1 to .N); the oldest is deleted.
+        audit_log_rotated_files: u32 = "server.auditLogRotatedFiles", default "5", range 1..=100 [restart];
         /// Longest lifetime of a token the REST API makes (one-time, JWT, hash); a later expireDate is clamped to it.
         max_token_lifetime: Seconds = "server.maxTokenLifetime", default "2592000", range 60..=315360000;
         /// PEM file of extra CA certificates trusted for https webhooks and JWKS, beside the system roots.

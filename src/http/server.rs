@@ -309,9 +309,10 @@ pub fn refuse(call: &Call, app: &str, status: StatusCode, why: &str, http: &Http
     failure(status, why)
 }
 
-/// Records an API call in the audit trail.
+/// Records an API call in the audit trail: a refusal with the decisions, a call that was
+/// made (a login, a change) in the admin trail.
 pub fn audit(call: &Call, app: &str, allowed: bool, what: &str, http: &Http) {
-    http.services.pipeline.audit().record(AuditEvent {
+    let event = AuditEvent {
         time: http.now().unix,
         action: "api",
         protocol: call.protocol(),
@@ -320,5 +321,8 @@ pub fn audit(call: &Call, app: &str, allowed: bool, what: &str, http: &Http) {
         peer_ip: call.ip,
         allowed,
         reason: what.to_string(),
-    });
+        count: 1,
+    };
+    let audit = http.services.pipeline.audit();
+    if allowed { audit.record_admin(event) } else { audit.record(event) }
 }

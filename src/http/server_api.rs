@@ -240,25 +240,19 @@ fn problem_json(p: &Problem) -> Value {
     json!({ "key": p.key, "line": p.line, "message": p.message })
 }
 
-/// The audit trail, newest first, filtered by `outcome` (allowed or refused), `action`, `app`.
+/// The audit trail, newest first, filtered by `outcome` (allowed or refused), `action`, `app`:
+/// up to `limit` decisions and up to `limit` admin events.
 fn security_events(call: &Call, http: &Http) -> Reply {
     let q = call.query.as_deref();
     let outcome = query_param(q, "outcome");
     let action = query_param(q, "action");
     let app = query_param(q, "app");
     let limit = query_param(q, "limit").and_then(|l| l.parse().ok()).unwrap_or(MAX_EVENTS).min(MAX_EVENTS);
-    let events: Vec<_> = http
-        .services
-        .pipeline
-        .audit()
-        .recent()
-        .into_iter()
-        .rev()
-        .filter(|e| outcome.as_deref().is_none_or(|o| (o == "allowed") == e.allowed))
-        .filter(|e| action.as_deref().is_none_or(|a| a == e.action))
-        .filter(|e| app.as_deref().is_none_or(|a| a == e.app))
-        .take(limit)
-        .collect();
+    let events = http.services.pipeline.audit().newest(limit, |e| {
+        outcome.as_deref().is_none_or(|o| (o == "allowed") == e.allowed)
+            && action.as_deref().is_none_or(|a| a == e.action)
+            && app.as_deref().is_none_or(|a| a == e.app)
+    });
     json(StatusCode::OK, &events)
 }
 

@@ -480,6 +480,7 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
             peer_ip: crate::security::ip_filter::canonical(self.peer.ip()),
             allowed: false,
             reason: format!("session ended: {why}"),
+            count: 1,
         });
         ConnError::Ended(why)
     }

@@ -404,6 +404,7 @@ impl Pipeline {
             peer_ip: ip_filter::canonical(r.peer_ip),
             allowed,
             reason,
+            count: 1,
         });
     }
 }

@@ -5,7 +5,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use rampart::clock::ManualClock;
 use rampart::config::{self, AppSettings};
 use rampart::secrets::Secret;
-use rampart::security::audit::Audit;
+use rampart::security::audit::{Audit, Rotation};
 use rampart::security::hash_token::HashTokens;
 use rampart::security::{AccessRequest, Action, Credentials, Decision, Now, Pipeline, Protocol, Step, totp};
 use rampart::store::{Datastore, OneTimeToken, SecurityStore};
@@ -31,7 +31,7 @@ impl Fixture {
         let settings = config::load(Some(dir.path())).unwrap_or_else(|e| panic!("{e}")).settings;
         let store = Arc::new(Datastore::in_memory());
         let shared: Arc<dyn SecurityStore> = store.clone();
-        let audit = Audit::with_file(dir.path(), 1 << 20).expect("audit file");
+        let audit = Audit::with_file(dir.path(), Rotation { max_bytes: 1 << 20, keep: 1 }).expect("audit file");
         let pipeline = Pipeline::new(&settings, |_| shared.clone(), Arc::new(audit));
         let app = settings.apps["LiveApp"].clone();
         Fixture { pipeline, store, clock: ManualClock::at_unix(T0), app, _dir: dir }
@@ -39,6 +39,7 @@ impl Fixture {
 
     /// The audit log file's content.
     pub fn audit_file(&self) -> String {
+        self.pipeline.audit().sync();
         std::fs::read_to_string(self._dir.file("audit.log")).unwrap_or_default()
     }
 

@@ -360,7 +360,8 @@ async function loadEvents() {
   const rows = answer.body
     .filter((e) => !needle || `${e.app} ${e.stream} ${e.peer_ip} ${e.reason}`.toLowerCase().includes(needle))
     .map((e) => row([when(e.time), el("span", e.allowed ? "allowed" : "refused", e.allowed ? "pill good" : "pill bad"),
-      `${e.action} (${e.protocol})`, [e.app, e.stream].filter(Boolean).join(" "), e.peer_ip, e.reason]));
+      `${e.action} (${e.protocol})`, [e.app, e.stream].filter(Boolean).join(" "), e.peer_ip,
+      e.count > 1 ? `${e.reason} (${e.count} times)` : e.reason]));
   $("event-rows").replaceChildren(...rows);
 }
 
