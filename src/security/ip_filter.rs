@@ -4,12 +4,21 @@
 
 use crate::config::values::CidrList;
 use crate::config::{AppSettings, ServerSettings};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// The address as rules see it: IPv4-mapped IPv6 becomes IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The block one subscriber holds, for counting per address: the canonical IPv4 address, or the
+/// IPv6 /64.
+pub fn address_block(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
         v4 => v4,
     }
 }

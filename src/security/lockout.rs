@@ -2,9 +2,9 @@
 //! before any other check runs. The table has a fixed size, so a flood of addresses cannot grow
 //! memory; IPv6 addresses count by /64, the block one subscriber usually holds.
 
-use super::ip_filter::canonical;
+use super::ip_filter::address_block;
 use heapless::index_map::FnvIndexMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Addresses the table tracks at once.
@@ -105,13 +105,7 @@ impl Lockout {
 
 /// The table key: the canonical IPv4 address, or the IPv6 /64.
 fn key(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(prefix))
-        }
-        v4 => v4,
-    }
+    address_block(ip)
 }
 
 #[cfg(test)]
