@@ -6,14 +6,16 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::changes::{self, Applied, ConfigFiles, Target};
 use crate::config::values::Port;
 use crate::config::writer::WriteError;
-use crate::config::{Invalid, Problem, Settings};
+use crate::config::{Invalid, Problem, ServerSettings, Settings};
 use crate::http::client::{HttpClient, TrustError};
 use crate::http::server::{self as http_server, Http};
 use crate::media::{Hub, HubLimits};
+use crate::net_limits::{SlotLimits, Slots};
 use crate::rtmp;
-use crate::rtmp::chunks::GuardLimits;
+use crate::rtmp::chunks::{GuardLimits, UnadmittedBudget};
 use crate::security::Pipeline;
 use crate::security::audit::{Audit, Rotation};
+use crate::security::ip_filter::dashboard_allowed;
 use crate::security::sessions::Sessions;
 use crate::store::admin::AdminAccount;
 use crate::store::{Datastore, SecurityStore, StoreError};
@@ -36,6 +38,9 @@ use tokio_rustls::TlsAcceptor;
 const MAX_CHUNK_STREAMS: usize = 64;
 /// How often the audit trail records the folded refusals of a minute that ended.
 const AUDIT_TICK: std::time::Duration = std::time::Duration::from_secs(5);
+/// Bytes all RTMP connections without an admitted publish may hold in incomplete messages together
+/// (each holds at most [`crate::rtmp::chunks::UNADMITTED_MESSAGE_SIZE`]).
+const UNADMITTED_BUFFER_BYTES: usize = 1 << 20;
 
 /// Why the daemon could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +163,11 @@ impl Services {
         self.config_files.as_ref().is_some_and(ConfigFiles::stuck_writable)
     }
 
+    /// Whether `ip` is in server.allowed_dashboard_CIDR as it stands now.
+    pub fn dashboard_allows(&self, ip: IpAddr) -> bool {
+        dashboard_allowed(&self.settings.lock().unwrap_or_else(|e| e.into_inner()).server, ip)
+    }
+
     /// The settings in force (restart-needed changes included, as they will be after a restart).
     pub fn settings(&self) -> Settings {
         self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -221,6 +231,7 @@ pub async fn start(
         limits: rtmp::Limits {
             handshake_timeout: server.handshake_timeout.0,
             idle_timeout: server.idle_timeout.0,
+            admission_timeout: server.rtmp_admission_timeout.0,
             guard: GuardLimits {
                 max_chunk_size: server.rtmp_max_chunk_size,
                 max_message_size: server.rtmp_max_message_size,
@@ -228,6 +239,7 @@ pub async fn start(
             },
             end_sessions_with_grant: server.end_sessions_with_grant,
         },
+        unadmitted: UnadmittedBudget::new(UNADMITTED_BUFFER_BYTES),
     });
     let tls = match server.rtmps_enabled || server.ssl_enabled {
         true => Some(tls::server_config(server)?),
@@ -260,13 +272,13 @@ pub async fn start(
     });
     let http = Http::new(services.clone());
     let acceptor = || tls.clone().map(TlsAcceptor::from);
-    let (rtmp_max, http_max) = (server.rtmp_max_connections as usize, server.http_max_connections as usize);
+    let (rtmp_slots, http_slots) = connection_slots(server);
     for Listener { protocol, socket } in listeners {
         let task = match protocol {
-            "RTMP" => tokio::spawn(rtmp::server::serve(socket, None, rtmp_max, context.clone())),
-            "RTMPS" => tokio::spawn(rtmp::server::serve(socket, acceptor(), rtmp_max, context.clone())),
-            "HTTP" => tokio::spawn(http_server::serve(socket, None, http_max, http.clone())),
-            _ => tokio::spawn(http_server::serve(socket, acceptor(), http_max, http.clone())),
+            "RTMP" => tokio::spawn(rtmp::server::serve(socket, None, rtmp_slots.clone(), context.clone())),
+            "RTMPS" => tokio::spawn(rtmp::server::serve(socket, acceptor(), rtmp_slots.clone(), context.clone())),
+            "HTTP" => tokio::spawn(http_server::serve(socket, None, http_slots.clone(), http.clone())),
+            _ => tokio::spawn(http_server::serve(socket, acceptor(), http_slots.clone(), http.clone())),
         };
         drop(task);
     }
@@ -281,6 +293,21 @@ async fn fold_refusals(pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) {
         tick.tick().await;
         pipeline.audit().tick(clock.unix_secs());
     }
+}
+
+/// The connection slots of the RTMP and RTMPS listeners, and those of HTTP and HTTPS.
+fn connection_slots(server: &ServerSettings) -> (Arc<Slots>, Arc<Slots>) {
+    let rtmp = SlotLimits {
+        total: server.rtmp_max_connections as usize,
+        per_address: server.rtmp_max_connections_per_address as usize,
+        reserved: 0,
+    };
+    let http = SlotLimits {
+        total: server.http_max_connections as usize,
+        per_address: server.http_max_connections_per_address as usize,
+        reserved: server.http_dashboard_reserved_connections as usize,
+    };
+    (Slots::new(rtmp), Slots::new(http))
 }
 
 /// The security pipeline over each application's datastore, auditing to the data directory.

@@ -129,6 +129,16 @@ settings_table! {
         rtmp_max_connections: u32 = "rtmp.maxConnections", default "500", range 1..=100000 [restart];
         /// Most HTTP and HTTPS connections open at once; more are refused.
         http_max_connections: u32 = "http.maxConnections", default "200", range 1..=100000 [restart];
+        /// Most RTMP and RTMPS connections open at once from one address (an IPv6 /64 counts as one).
+        rtmp_max_connections_per_address: u32 = "rtmp.maxConnectionsPerAddress", default "64", range 1..=100000 [restart];
+        /// Most HTTP and HTTPS connections open at once from one address (an IPv6 /64 counts as one).
+        http_max_connections_per_address: u32 = "http.maxConnectionsPerAddress", default "32", range 1..=100000 [restart];
+        /// Slots of http.maxConnections only addresses in server.allowed_dashboard_CIDR may take.
+        http_dashboard_reserved_connections: u32 = "http.dashboardReservedConnections", default "20", range 0..=100000 [restart];
+        /// Time an RTMP connection has from accept to an admitted publish or play before it is closed.
+        rtmp_admission_timeout: Seconds = "rtmp.admissionTimeout", default "10", range 1..=300 [restart];
+        /// Time an HTTP client has to send a whole request head (also the keep-alive wait for the next one).
+        http_request_head_timeout: Seconds = "http.requestHeadTimeout", default "5", range 1..=60 [restart];
         /// Largest RTMP chunk size a peer may announce; a larger one closes its connection.
         rtmp_max_chunk_size: u32 = "rtmp.maxChunkSize", default "65536", range 128..=16777215 [restart];
         /// Largest RTMP message a peer may send, in bytes; a larger one closes its connection.

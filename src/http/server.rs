@@ -8,6 +8,7 @@ use super::reply::{Reply, failure, not_found};
 use super::{app_api, headers, panel, server_api, webrtc_api};
 use crate::app::Services;
 use crate::config::{AppSettings, Settings};
+use crate::net_limits::Slots;
 use crate::security::audit::AuditEvent;
 use crate::security::ip_filter::{dashboard_allowed, rest_allowed};
 use crate::security::jwks::ApiJwt;
@@ -27,14 +28,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// Largest request body (a whole settings file as JSON fits many times over).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest request head (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// Time a client has to send its request head, and then its body.
+/// Time a client has to send its request body (its head: http.requestHeadTimeout).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a connection is kept open for further requests at most.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
@@ -47,13 +47,17 @@ pub struct Http {
     pub logins: Logins,
     /// HTTP and HTTPS connections open now.
     pub open_connections: AtomicUsize,
+    /// Time a client has to send a whole request head (http.requestHeadTimeout).
+    head_timeout: Duration,
     api_jwts: Mutex<(u64, HashMap<String, Arc<ApiJwt>>)>,
 }
 
 impl Http {
     /// The handlers' state over `services`.
     pub fn new(services: Arc<Services>) -> Arc<Self> {
+        let head_timeout = services.settings().server.http_request_head_timeout.0;
         Arc::new(Http {
+            head_timeout,
             services,
             logins: Logins::default(),
             open_connections: AtomicUsize::new(0),
@@ -120,9 +124,9 @@ impl Call {
     }
 }
 
-/// Accepts on `listener` until the task is dropped. With `tls`, connections are HTTPS.
-pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, max_connections: usize, http: Arc<Http>) {
-    let slots = Arc::new(Semaphore::new(max_connections));
+/// Accepts on `listener` until the task is dropped. With `tls`, connections are HTTPS. Addresses
+/// in the dashboard CIDR may take the slots reserved for them.
+pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, slots: Arc<Slots>, http: Arc<Http>) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -132,9 +136,13 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, max_connecti
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            log::warn!("http {peer}: refused, {max_connections} connections open (http.maxConnections)");
-            continue;
+        let privileged = http.services.dashboard_allows(peer.ip());
+        let slot = match slots.take(peer.ip(), privileged) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                log::warn!("http {peer}: refused, {refusal} (http.maxConnections, http.maxConnectionsPerAddress)");
+                continue;
+            }
         };
         let (http, tls) = (http.clone(), tls.clone());
         tokio::spawn(async move {
@@ -142,7 +150,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, max_connecti
             http.open_connections.fetch_add(1, Ordering::Relaxed);
             match tls {
                 None => serve_connection(tcp, peer, false, http.clone()).await,
-                Some(acceptor) => match tokio::time::timeout(REQUEST_TIMEOUT, acceptor.accept(tcp)).await {
+                Some(acceptor) => match tokio::time::timeout(http.head_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => serve_connection(stream, peer, true, http.clone()).await,
                     Ok(Err(e)) => log::info!("https {peer}: TLS handshake failed: {e}"),
                     Err(_) => log::info!("https {peer}: TLS handshake timed out"),
@@ -157,13 +165,14 @@ async fn serve_connection<S>(stream: S, peer: SocketAddr, https: bool, http: Arc
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let head_timeout = http.head_timeout;
     let service = service_fn(move |request| {
         let http = http.clone();
         async move { Ok::<_, Infallible>(handle(request, peer, https, &http).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(REQUEST_TIMEOUT)
+        .header_read_timeout(head_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_LIFETIME, connection).await {

@@ -18,8 +18,15 @@
 //! `panic = "abort"`) and with an arithmetic overflow in debug builds. The guard refuses both with
 //! [`GuardError::Interleaved`], so at most one message is ever in progress and its count of remaining bytes is
 //! kept beside the chunk stream it belongs to.
+//!
+//! Until the connection's publish is admitted ([`ChunkGuard::admit_publisher`]) the guard takes only protocol
+//! control messages and commands of at most [`UNADMITTED_MESSAGE_SIZE`] bytes, and each message's length is
+//! reserved from an [`UnadmittedBudget`] shared by every connection until the message is complete: whoever has
+//! not proven a credential can make the daemon hold a few KiB, and all of them together no more than the budget.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -79,10 +86,55 @@ pub enum GuardError {
     /// (rml_rtmp 0.8 panics on a command with fewer than three values).
     #[error("peer sent a malformed command")]
     MalformedCommand,
+    /// A media or data message (this type id) arrived before a publish was admitted.
+    #[error("peer sent a message of type {0} before its publish was admitted")]
+    NotAdmitted(u8),
+    /// The connections not yet admitted already hold the whole [`UnadmittedBudget`].
+    #[error("connections not yet admitted hold the whole buffer budget")]
+    BudgetExhausted,
+}
+
+/// The largest message a connection may send before its publish is admitted (real commands are a few hundred
+/// bytes; Flash's `connect` with every property stays under 1 KiB).
+pub const UNADMITTED_MESSAGE_SIZE: u32 = 4096;
+
+/// Bytes that all connections not yet admitted may hold in incomplete messages together, shared by their guards.
+#[derive(Debug)]
+pub struct UnadmittedBudget {
+    /// The most bytes held at once.
+    limit: usize,
+    /// The bytes held now.
+    held: AtomicUsize,
+}
+
+impl UnadmittedBudget {
+    /// A budget of `limit` bytes, to share between the guards of every connection.
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(UnadmittedBudget { limit, held: AtomicUsize::new(0) })
+    }
+
+    /// The bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` from the budget; false (and nothing taken) if they do not fit.
+    fn take(&self, bytes: usize) -> bool {
+        let fits = |held: usize| held.checked_add(bytes).filter(|total| *total <= self.limit);
+        self.held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, fits).is_ok()
+    }
+
+    /// Gives back `bytes` taken earlier.
+    fn give(&self, bytes: usize) {
+        let _ = self.held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| Some(held.saturating_sub(bytes)));
+    }
 }
 
 /// Message type ids of AMF0 commands and of AMF3-flagged commands (which rml_rtmp reads as AMF0).
 const COMMAND_TYPES: [u8; 2] = [17, 20];
+/// Message type ids of the protocol control messages (chunk size, abort, acknowledgement, user control,
+/// window size, peer bandwidth), taken before admission like commands.
+const CONTROL_TYPES: std::ops::RangeInclusive<u8> = 1..=6;
 /// The longest command message accepted; real commands are a few hundred bytes.
 const MAX_COMMAND_SIZE: u32 = 64 * 1024;
 
@@ -176,10 +228,16 @@ enum Progress {
 const FOURCC_LIST: &[u8] = b"fourCcList";
 
 /// A streaming pre-scanner for the chunks a peer sends, enforcing [`GuardLimits`] before rml_rtmp buffers them.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ChunkGuard {
     /// The limits to enforce.
     limits: GuardLimits,
+    /// Whether the connection's publish was admitted, lifting the limits of the unadmitted.
+    admitted: bool,
+    /// The budget the messages of an unadmitted connection are reserved from.
+    budget: Arc<UnadmittedBudget>,
+    /// The bytes this guard holds of `budget` now.
+    reserved: usize,
     /// The peer's current chunk size.
     chunk_size: u32,
     /// The last header on every chunk stream the peer has used.
@@ -199,10 +257,13 @@ pub struct ChunkGuard {
 }
 
 impl ChunkGuard {
-    /// Creates a guard for a new connection, with the initial chunk size of 128.
-    pub fn new(limits: GuardLimits) -> Self {
+    /// Creates a guard for a new, unadmitted connection, with the initial chunk size of 128.
+    pub fn new(limits: GuardLimits, budget: Arc<UnadmittedBudget>) -> Self {
         ChunkGuard {
             limits,
+            admitted: false,
+            budget,
+            reserved: 0,
             chunk_size: INITIAL_CHUNK_SIZE,
             streams: HashMap::new(),
             message: None,
@@ -212,6 +273,11 @@ impl ChunkGuard {
             failed: None,
             enhanced: false,
         }
+    }
+
+    /// Lifts the limits of the unadmitted: media and messages up to [`GuardLimits::max_message_size`] pass.
+    pub fn admit_publisher(&mut self) {
+        self.admitted = true;
     }
 
     /// Whether the peer announced Enhanced RTMP codecs (a `fourCcList` in its `connect`).
@@ -337,7 +403,15 @@ impl ChunkGuard {
             (None, None) => return Err(GuardError::HeaderBeforeFirstFull),
         };
         let command = COMMAND_TYPES.contains(&type_id);
-        if length > self.limits.max_message_size || (command && length > MAX_COMMAND_SIZE) {
+        if !self.admitted && !command && !CONTROL_TYPES.contains(&type_id) {
+            return Err(GuardError::NotAdmitted(type_id));
+        }
+        let max = match (self.admitted, command) {
+            (false, _) => UNADMITTED_MESSAGE_SIZE,
+            (true, true) => MAX_COMMAND_SIZE,
+            (true, false) => self.limits.max_message_size,
+        };
+        if length > max {
             return Err(GuardError::MessageTooLarge(length));
         }
         self.streams.insert(header.csid, StreamHeader { length, type_id, extended: header.extended });
@@ -348,6 +422,7 @@ impl ChunkGuard {
             }
             Some(_) => return Err(GuardError::Interleaved),
             None => {
+                self.reserve(length)?;
                 let command = command.then(|| Vec::with_capacity(length as usize));
                 Message {
                     csid: header.csid,
@@ -368,9 +443,30 @@ impl ChunkGuard {
         Ok(())
     }
 
+    /// Reserves a new message's `length` from the budget of the unadmitted, until it is complete.
+    fn reserve(&mut self, length: u32) -> Result<(), GuardError> {
+        if self.admitted {
+            return Ok(());
+        }
+        let length = usize::try_from(length).unwrap_or(usize::MAX);
+        if !self.budget.take(length) {
+            return Err(GuardError::BudgetExhausted);
+        }
+        self.reserved = length;
+        Ok(())
+    }
+
+    /// Gives back what the message just completed reserved.
+    fn release(&mut self) {
+        self.budget.give(std::mem::take(&mut self.reserved));
+    }
+
     /// Finishes a chunk whose payload has been skipped; applies a completed SetChunkSize message.
     fn end_chunk(&mut self) -> Result<(), GuardError> {
         self.stage = Stage::Header;
+        if self.message.as_ref().is_some_and(|message| message.remaining == 0) {
+            self.release();
+        }
         match self.message.take() {
             Some(message) if message.remaining > 0 => self.message = Some(message),
             Some(message) if message.type_id == SET_CHUNK_SIZE => {
@@ -395,6 +491,13 @@ impl ChunkGuard {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl Drop for ChunkGuard {
+    /// A connection that closes mid-message gives its reservation back.
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -497,18 +600,99 @@ mod tests {
         GuardLimits { max_chunk_size: 65_536, max_message_size: 1 << 20, max_chunk_streams: 16 }
     }
 
+    /// A guard whose publish was admitted, with a budget of its own.
+    fn admitted(limits: GuardLimits) -> ChunkGuard {
+        let mut guard = ChunkGuard::new(limits, UnadmittedBudget::new(0));
+        guard.admit_publisher();
+        guard
+    }
+
+    /// An AMF0 command message of `len` bytes (a name, a transaction id, a string filling the rest).
+    fn command(csid: u32, len: usize) -> Bytes {
+        use rml_amf0::Amf0Value::{Number, Utf8String};
+        let fill = "x".repeat(len - 22);
+        let body = rml_amf0::serialize(&vec![Utf8String("connect".into()), Number(1.0), Utf8String(fill)]).unwrap();
+        assert_eq!(body.len(), len);
+        chunk_message(csid, 20, 0, 0, &body, 128)
+    }
+
+    #[test]
+    fn before_admission_only_small_commands_and_control_messages_pass() {
+        let budget = UnadmittedBudget::new(1 << 20);
+        let mut guard = ChunkGuard::new(limits(), budget.clone());
+        let mut bytes = set_chunk_size(128, 128).to_vec();
+        bytes.extend_from_slice(&chunk_message(2, 3, 0, 0, &[0, 0, 0, 9], 128));
+        bytes.extend_from_slice(&command(3, UNADMITTED_MESSAGE_SIZE as usize));
+        assert_eq!(guard.scan(&bytes), Ok(()));
+        assert_eq!(budget.held(), 0, "complete messages hold nothing");
+        for type_id in [8, 9, 15, 18, 22] {
+            let mut guard = ChunkGuard::new(limits(), budget.clone());
+            // Refused on the header, before any payload: an 8 MiB video message holds nothing.
+            let header = full_header(4, 0, 8 << 20, type_id, 1);
+            assert_eq!(guard.scan(&header), Err(GuardError::NotAdmitted(type_id)));
+            let mut guard = ChunkGuard::new(limits(), budget.clone());
+            assert_eq!(
+                guard.scan(&chunk_message(4, type_id, 1, 0, &[1; 10], 128)),
+                Err(GuardError::NotAdmitted(type_id))
+            );
+        }
+        let mut guard = ChunkGuard::new(limits(), budget.clone());
+        let size = UNADMITTED_MESSAGE_SIZE + 1;
+        assert_eq!(guard.scan(&full_header(3, 0, size, 20, 0)), Err(GuardError::MessageTooLarge(size)));
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn admission_lifts_the_limits_of_the_unadmitted() {
+        let budget = UnadmittedBudget::new(UNADMITTED_MESSAGE_SIZE as usize);
+        let mut guard = ChunkGuard::new(limits(), budget.clone());
+        guard.scan(&command(3, 300)).unwrap();
+        guard.admit_publisher();
+        let mut bytes = chunk_message(4, 9, 1, 0, &[1; 100_000], 128).to_vec();
+        bytes.extend_from_slice(&command(3, 10_000));
+        assert_eq!(guard.scan(&bytes), Ok(()));
+        assert_eq!(
+            guard.scan(&full_header(4, 0, (1 << 20) + 1, 9, 1)),
+            Err(GuardError::MessageTooLarge((1 << 20) + 1))
+        );
+        assert_eq!(budget.held(), 0, "an admitted connection takes nothing from the budget");
+    }
+
+    #[test]
+    fn incomplete_messages_of_the_unadmitted_share_one_budget() {
+        let budget = UnadmittedBudget::new(3 * 1000);
+        let partial = |len: usize| command(3, len)[..20].to_vec();
+        let mut holders: Vec<ChunkGuard> = (0..3).map(|_| ChunkGuard::new(limits(), budget.clone())).collect();
+        for guard in &mut holders {
+            assert_eq!(guard.scan(&partial(1000)), Ok(()));
+        }
+        assert_eq!(budget.held(), 3000);
+        let mut late = ChunkGuard::new(limits(), budget.clone());
+        assert_eq!(late.scan(&partial(1000)), Err(GuardError::BudgetExhausted));
+        // A holder that completes its message gives its share back, and so does one that closes.
+        let whole = command(3, 1000);
+        assert_eq!(holders[0].scan(&whole[20..]), Ok(()));
+        assert_eq!(budget.held(), 2000);
+        holders.truncate(1);
+        assert_eq!(budget.held(), 0);
+        let mut next = ChunkGuard::new(limits(), budget.clone());
+        assert_eq!(next.scan(&whole), Ok(()));
+        drop(late);
+        assert_eq!(budget.held(), 0);
+    }
+
     /// True when the guard has consumed whole chunks and no message is incomplete.
     fn at_boundary(guard: &ChunkGuard) -> bool {
         guard.stage == Stage::Header && guard.header_len == 0 && guard.message.is_none()
     }
 
     fn scan_whole(limits: GuardLimits, bytes: &[u8]) -> (Result<(), GuardError>, ChunkGuard) {
-        let mut guard = ChunkGuard::new(limits);
+        let mut guard = admitted(limits);
         (guard.scan(bytes), guard)
     }
 
     fn scan_bytewise(limits: GuardLimits, bytes: &[u8]) -> (Result<(), GuardError>, ChunkGuard) {
-        let mut guard = ChunkGuard::new(limits);
+        let mut guard = admitted(limits);
         for byte in bytes {
             if let Err(error) = guard.scan(std::slice::from_ref(byte)) {
                 return (Err(error), guard);
@@ -520,7 +704,7 @@ mod tests {
     /// Feeds `bytes` in random slices, including empty ones.
     fn scan_random(limits: GuardLimits, bytes: &[u8], seed: u64) -> (Result<(), GuardError>, ChunkGuard) {
         let mut rng = XorShift(seed);
-        let mut guard = ChunkGuard::new(limits);
+        let mut guard = admitted(limits);
         let mut rest = bytes;
         while !rest.is_empty() {
             let (slice, tail) = rest.split_at(rng.below(rest.len().min(300) + 1));
@@ -688,10 +872,10 @@ mod tests {
             let body = rml_amf0::serialize(&vec![Utf8String("connect".into()), Number(1.0), object]).unwrap();
             chunk_message(3, 20, 0, 0, &body, 128)
         };
-        let mut legacy = ChunkGuard::new(limits());
+        let mut legacy = admitted(limits());
         legacy.scan(&connect(vec![("app", Utf8String("LiveApp".into()))])).unwrap();
         assert!(!legacy.announced_enhanced_rtmp());
-        let mut enhanced = ChunkGuard::new(limits());
+        let mut enhanced = admitted(limits());
         let list = StrictArray(vec![Utf8String("Opus".into()), Utf8String("hvc1".into())]);
         enhanced.scan(&connect(vec![("app", Utf8String("LiveApp".into())), ("fourCcList", list)])).unwrap();
         assert!(enhanced.announced_enhanced_rtmp());
@@ -710,7 +894,7 @@ mod tests {
             (17, &[&[0u8][..], &three_values].concat(), Ok(())),
             (20, &vec![0x02, 0xff], Err(GuardError::MalformedCommand)),
         ] {
-            let mut guard = ChunkGuard::new(limits());
+            let mut guard = admitted(limits());
             assert_eq!(guard.scan(&chunk_message(3, type_id, 0, 0, body, 128)), expected, "type {type_id}");
         }
     }
@@ -734,10 +918,10 @@ mod tests {
         assert!(stream.bytes.len() > 10_000, "{}", stream.bytes.len());
         assert_eq!(rml_messages(&stream.bytes, 128), stream.messages);
         let bytes = &stream.bytes[..10_000];
-        let mut whole = ChunkGuard::new(limits());
+        let mut whole = admitted(limits());
         whole.scan(bytes).unwrap();
         for split in 0..=bytes.len() {
-            let mut guard = ChunkGuard::new(limits());
+            let mut guard = admitted(limits());
             guard.scan(&bytes[..split]).unwrap();
             guard.scan(&bytes[split..]).unwrap();
             assert_eq!(
@@ -754,7 +938,7 @@ mod tests {
         stream.set_chunk_size(&mut serializer, 4096, 0);
         // 4000 bytes in one chunk: misread at 128, the guard would not end on a boundary.
         stream.push(&mut serializer, payload(9, 1, 0, vec![7; 4000]), false, false);
-        let mut guard = ChunkGuard::new(limits());
+        let mut guard = admitted(limits());
         guard.scan(&stream.bytes).unwrap();
         assert!(at_boundary(&guard));
         assert_eq!(guard.chunk_size, 4096);
@@ -996,7 +1180,7 @@ mod tests {
 
     #[test]
     fn errors_are_sticky() {
-        let mut guard = ChunkGuard::new(limits());
+        let mut guard = admitted(limits());
         assert_eq!(guard.scan(&[0xC3]), Err(GuardError::HeaderBeforeFirstFull));
         assert_eq!(guard.scan(&chunk_message(3, 9, 1, 0, &[1], 128)), Err(GuardError::HeaderBeforeFirstFull));
     }

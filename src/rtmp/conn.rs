@@ -4,7 +4,7 @@
 //! accepts it; media goes through the hub, and players get each frame as RTMP chunks serialised
 //! once per frame and shared by all of them.
 
-use super::chunks::{self, AUDIO_CSID, ChunkGuard, DATA_CSID, GuardError, GuardLimits, VIDEO_CSID};
+use super::chunks::{self, AUDIO_CSID, ChunkGuard, DATA_CSID, GuardError, GuardLimits, UnadmittedBudget, VIDEO_CSID};
 use super::metadata;
 use crate::clock::Clock;
 use crate::http::client::HttpClient;
@@ -46,6 +46,8 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Time a connection may stay silent both ways, and a write may take.
     pub idle_timeout: Duration,
+    /// Time from accept to an admitted publish or play (and from the end of one to the next).
+    pub admission_timeout: Duration,
     /// Chunk-level limits on what a peer sends.
     pub guard: GuardLimits,
     /// End sessions when their grant expires or is revoked.
@@ -66,6 +68,8 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Bounds of each connection.
     pub limits: Limits,
+    /// What the connections not yet admitted may buffer together.
+    pub unadmitted: Arc<UnadmittedBudget>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,7 @@ struct Session<T> {
 enum Wake {
     Read(Result<usize, std::io::Error>),
     Idle,
+    NotAdmitted,
     Frame(Option<Arc<Frame>>),
     GrantExpired,
     Revoked,
@@ -142,7 +147,9 @@ impl Duplex for TlsStream<TcpStream> {
 /// Serves one connection until it closes, fails or is refused; the reason is logged.
 pub async fn serve<S: Duplex>(stream: S, peer: SocketAddr, protocol: Protocol, ctx: Arc<Context>) {
     let (reader, writer) = stream.halves();
+    let admission_deadline = Instant::now() + ctx.limits.admission_timeout;
     let mut conn = Conn {
+        admission_deadline,
         ctx,
         peer,
         protocol,
@@ -167,6 +174,8 @@ struct Conn<W> {
     role: Role,
     /// When bytes last went either way; a connection silent both ways for the idle timeout closes.
     last_activity: Instant,
+    /// When a connection with no publish or play admitted by then closes.
+    admission_deadline: Instant,
 }
 
 impl<W: AsyncWrite + Unpin + Send> Conn<W> {
@@ -179,7 +188,7 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
         config.chunk_size = OUT_CHUNK_SIZE as u32;
         let (mut session, initial) = ServerSession::new(config).map_err(|e| ConnError::Session(e.to_string()))?;
         self.write_results(initial).await?;
-        let mut guard = ChunkGuard::new(limits.guard);
+        let mut guard = ChunkGuard::new(limits.guard, self.ctx.unadmitted.clone());
         self.input(&mut session, &mut guard, &leftover).await?;
 
         let mut buffer = vec![0u8; SMALL_READ_BUFFER];
@@ -187,9 +196,19 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
         // would cost more than the frame itself.
         let idle = tokio::time::sleep(limits.idle_timeout);
         let expiry = tokio::time::sleep(limits.idle_timeout);
-        tokio::pin!(idle, expiry);
+        // Until a publish or play is admitted: a peer that only acknowledges holds no slot for long.
+        let admission = tokio::time::sleep_until(self.admission_deadline.into());
+        tokio::pin!(idle, expiry, admission);
         let mut armed_expiry = None;
+        let mut armed_admission = Some(self.admission_deadline);
         loop {
+            let admission_deadline = matches!(self.role, Role::Idle).then_some(self.admission_deadline);
+            if admission_deadline != armed_admission {
+                if let Some(deadline) = admission_deadline {
+                    admission.as_mut().reset(deadline.into());
+                }
+                armed_admission = admission_deadline;
+            }
             let grant_end = self.grant_end();
             if grant_end != armed_expiry {
                 if let Some(end) = grant_end {
@@ -206,6 +225,7 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
                 frame = next_frame(&self.role) => Wake::Frame(frame),
                 read = reader.read(&mut buffer) => Wake::Read(read),
                 () = &mut idle => Wake::Idle,
+                () = &mut admission, if armed_admission.is_some() => Wake::NotAdmitted,
             };
             match wake {
                 Wake::Idle => {
@@ -215,6 +235,7 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
                     }
                     idle.as_mut().reset(deadline.into());
                 }
+                Wake::NotAdmitted => return Err(ConnError::Timeout("admission (no publish or play admitted)")),
                 Wake::Read(read) => match read? {
                     0 => return Ok(()),
                     n => {
@@ -279,6 +300,9 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
                 ServerSessionResult::UnhandleableMessageReceived(_) => {}
             }
         }
+        if matches!(self.role, Role::Publishing(_)) {
+            guard.admit_publisher();
+        }
         Ok(())
     }
 
@@ -341,6 +365,7 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
                 // Audio held for the stream that ended is not written into the next one.
                 self.pending.clear();
                 self.role = Role::Idle;
+                self.admission_deadline = Instant::now() + self.ctx.limits.admission_timeout;
                 Ok(())
             }
             _ => Ok(()),

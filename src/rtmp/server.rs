@@ -1,17 +1,16 @@
-//! The RTMP and RTMPS listener: accepts connections up to the cap, does the TLS handshake for
-//! RTMPS, and serves each connection in its own task.
+//! The RTMP and RTMPS listener: accepts connections up to the caps (in all, and per address),
+//! does the TLS handshake for RTMPS, and serves each connection in its own task.
 
 use super::conn::{self, Context};
+use crate::net_limits::Slots;
 use crate::security::Protocol;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// Accepts on `listener` until the task is dropped. With `tls`, connections are RTMPS.
-pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, max_connections: usize, ctx: Arc<Context>) {
+pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, slots: Arc<Slots>, ctx: Arc<Context>) {
     let protocol = if tls.is_some() { Protocol::Rtmps } else { Protocol::Rtmp };
-    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -22,12 +21,15 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, max_connecti
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            log::warn!(
-                "{} {peer}: refused, {max_connections} connections open (rtmp.maxConnections)",
-                protocol.as_str()
-            );
-            continue;
+        let slot = match slots.take(peer.ip(), false) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                log::warn!(
+                    "{} {peer}: refused, {refusal} (rtmp.maxConnections, rtmp.maxConnectionsPerAddress)",
+                    protocol.as_str()
+                );
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let (ctx, tls) = (ctx.clone(), tls.clone());

@@ -4,7 +4,7 @@
 
 use crate::config::values::CidrList;
 use crate::config::{AppSettings, ServerSettings};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// The address as rules see it: IPv4-mapped IPv6 becomes IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
@@ -14,11 +14,11 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The address as one client: the canonical IPv4 address, or the IPv6 /64 (the block one
-/// subscriber usually holds), for limits and counts per client.
-pub fn client_block(ip: IpAddr) -> IpAddr {
+/// The block one subscriber holds, for counting per address: the canonical IPv4 address, or the
+/// IPv6 /64.
+pub fn address_block(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
-        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
         v4 => v4,
     }
 }

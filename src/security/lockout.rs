@@ -2,7 +2,7 @@
 //! before any other check runs. The table has a fixed size, so a flood of addresses cannot grow
 //! memory; IPv6 addresses count by /64, the block one subscriber usually holds.
 
-use super::ip_filter::client_block;
+use super::ip_filter::address_block;
 use heapless::index_map::FnvIndexMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ impl Lockout {
 
     /// Whether `ip` is locked out at `now`.
     pub fn is_locked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.table.get(&client_block(ip)).and_then(|e| e.locked_until).is_some_and(|until| now < until)
+        self.table.get(&address_block(ip)).and_then(|e| e.locked_until).is_some_and(|until| now < until)
     }
 
     /// Counts a refusal of `ip`; returns true when it locks the address out.
@@ -46,7 +46,7 @@ impl Lockout {
         if self.max_failures == 0 {
             return false;
         }
-        let key = client_block(ip);
+        let key = address_block(ip);
         if !self.table.contains_key(&key) && self.table.len() == TRACKED_ADDRESSES {
             self.make_room(now);
         }
@@ -75,7 +75,7 @@ impl Lockout {
 
     /// Forgets the refusals of `ip` after it was admitted.
     pub fn record_success(&mut self, ip: IpAddr) {
-        let key = client_block(ip);
+        let key = address_block(ip);
         if self.table.get(&key).is_some_and(|e| e.locked_until.is_none()) {
             self.table.remove(&key);
         }

@@ -9,7 +9,7 @@ pub mod whip;
 
 use crate::config::ServerSettings;
 use crate::secrets::random_token;
-use crate::security::ip_filter::client_block;
+use crate::security::ip_filter::address_block;
 use crate::security::sessions::SessionHandle;
 use ::webrtc::media_stream::track_local::TrackLocal;
 use ::webrtc::media_stream::track_remote::TrackRemote;
@@ -198,7 +198,7 @@ impl WebRtc {
     /// Takes a place for an offer from `peer` to `app`: within [`MAX_SESSIONS`] for the box,
     /// `webrtc.maxSessionsPerApp` and `webrtc.maxSessionsPerAddress` (an IPv6 /64 is one).
     pub fn reserve(&self, app: &str, peer: IpAddr) -> Result<Reservation, WebRtcError> {
-        let address = client_block(peer);
+        let address = address_block(peer);
         let mut places = lock_places(&self.places);
         if places.total >= MAX_SESSIONS {
             return Err(WebRtcError::Full);

@@ -201,6 +201,7 @@ http.port=0
 data.dir=$dir/data
 logLevel=WARN
 rtmp.maxConnections=1000
+rtmp.maxConnectionsPerAddress=1000
 EOF
     "$BIN" --config "$dir/config" >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
