@@ -12,12 +12,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// The address in a line such as `RTMP  listening on 127.0.0.1:40001: ...`.
-fn listening_addr(line: &str) -> SocketAddr {
-    let after = line.split("listening on ").nth(1).expect("address in line");
-    after.split(": ").next().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"))
-}
-
 /// Writes what the client session wants sent; returns whether `wanted` was raised.
 fn send(tcp: &mut TcpStream, results: Vec<ClientSessionResult>, wanted: fn(&ClientSessionEvent) -> bool) -> bool {
     let mut raised = false;
@@ -92,7 +86,7 @@ fn stream_and_app_names_with_line_breaks_stay_on_their_line() {
         ))
         .app("LiveApp", "publishTokenControlEnabled=true\n");
     let mut daemon = Daemon::start(&["--config", config.path().to_str().expect("path")]);
-    let rtmp = listening_addr(&daemon.wait_for("RTMP  listening on", PATIENCE));
+    let rtmp = daemon.listening("RTMP");
 
     publish_named(rtmp, "LiveApp", "s1\nINFO  forged stream line\r\x1b[2K");
     let refused = daemon.wait_for("one-time token missing", PATIENCE);

@@ -10,17 +10,10 @@ use common::peer::{closed_within, loopback, rtmp_handshake, tcp_from, vm_rss_kib
 use common::{ConfigDir, Daemon, PATIENCE};
 use rampart::rtmp::chunks::chunk_message;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const ATTACKERS: u8 = 20;
 const MESSAGE: usize = 8 * 1024 * 1024;
-
-/// The address in a line such as `RTMP  listening on 127.0.0.1:40001: ...`.
-fn listening_addr(line: &str) -> SocketAddr {
-    let after = line.split("listening on ").nth(1).expect("address in line");
-    after.split(": ").next().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"))
-}
 
 /// A SetChunkSize to 65536, then an 8 MiB video message without its last byte.
 fn almost_a_message() -> Vec<u8> {
@@ -39,7 +32,7 @@ fn unadmitted_peers_cannot_make_the_daemon_buffer_their_messages() {
         data.display()
     ));
     let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
-    let rtmp = listening_addr(&daemon.wait_for("RTMP  listening on", PATIENCE));
+    let rtmp = daemon.listening("RTMP");
     let url = format!("rtmp://{rtmp}/LiveApp/legit");
     let _publisher = publish(&url, 120);
     daemon.wait_for("allowed publish rtmp LiveApp/legit", PATIENCE);
