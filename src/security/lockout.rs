@@ -104,7 +104,7 @@ impl Lockout {
 }
 
 /// The table key: the canonical IPv4 address, or the IPv6 /64.
-fn key(ip: IpAddr) -> IpAddr {
+pub fn key(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);
