@@ -137,7 +137,10 @@ async fn admitted(call: &Call, account: &str, http: &Http) -> Result<(), Reply> 
             Ok(())
         }
         Admission::Locked(left) => {
-            let why = format!("account locked for this address after repeated failed logins; try again in {} s", left.as_secs() + 1);
+            let why = format!(
+                "account locked for this address after repeated failed logins; try again in {} s",
+                left.as_secs() + 1
+            );
             Err(refuse(call, "", StatusCode::FORBIDDEN, &why, http))
         }
     }

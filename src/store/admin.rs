@@ -11,9 +11,9 @@ use base64::engine::general_purpose::STANDARD;
 use ring::pbkdf2;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use std::num::NonZeroU32;
 use std::fs::OpenOptions;
 use std::io::Write as _;
+use std::num::NonZeroU32;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -77,7 +77,8 @@ impl AdminAccount {
         let code: String = random.iter().map(|b| char::from(SETUP_ALPHABET[usize::from(b % 32)])).collect();
         let path = self.setup_path();
         let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(io)?;
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(io)?;
         file.write_all(format!("{code}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
         *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.clone());
@@ -114,7 +115,9 @@ impl AdminAccount {
             return Err(StoreError::Exists("admin account", username.to_string()));
         }
         if !self.setup_code_matches(setup_code) {
-            return Err(StoreError::Refused("the setup code is missing or wrong: it is in the daemon's log and in data.dir/setup-code"));
+            return Err(StoreError::Refused(
+                "the setup code is missing or wrong: it is in the daemon's log and in data.dir/setup-code",
+            ));
         }
         if username.is_empty()
             || username.chars().count() > MAX_USERNAME_CHARS

@@ -41,7 +41,15 @@ pub struct Rest {
 
 impl Rest {
     pub fn new(addr: SocketAddr) -> Self {
-        Rest { addr, from: [127, 0, 0, 1].into(), cookie: None, csrf: None, headers: Vec::new(), setup_code: None, tls: None }
+        Rest {
+            addr,
+            from: [127, 0, 0, 1].into(),
+            cookie: None,
+            csrf: None,
+            headers: Vec::new(),
+            setup_code: None,
+            tls: None,
+        }
     }
 
     /// The same client speaking HTTPS, trusting the PEM certificate `root` for `localhost`.
