@@ -308,6 +308,23 @@ mod tests {
     }
 
     #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        round_trip::<OriginList>("https://studio.example.com,http://10.0.0.5:8080");
+        let list = OriginList::parse(" HTTPS://Studio.Example.com , ").unwrap();
+        assert_eq!(list.render(), "https://studio.example.com");
+        for bad in [
+            "studio.example.com",
+            "ftp://a.example",
+            "https://a.example/",
+            "https://a.example/x",
+            "https://u@a.example",
+            "null",
+        ] {
+            assert!(OriginList::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn values_read_back_what_they_write() {
         round_trip::<bool>("TRUE");
         round_trip::<u32>(" 42 ");
