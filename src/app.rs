@@ -17,7 +17,7 @@ use crate::security::Pipeline;
 use crate::security::audit::{Audit, Rotation};
 use crate::security::ip_filter::dashboard_allowed;
 use crate::security::sessions::Sessions;
-use crate::store::admin::AdminAccount;
+use crate::store::admin::{AdminAccount, SETUP_FILE};
 use crate::store::{Datastore, SecurityStore, StoreError};
 use crate::tls::{self, TlsError};
 use crate::webrtc::{Network, WebRtc};
@@ -188,6 +188,24 @@ pub async fn run(
     Ok(())
 }
 
+/// While no admin account exists, makes the setup code the panel's first password needs (off
+/// the runtime thread) and says where it is and where it goes.
+async fn announce_setup_code(admin: &Arc<AdminAccount>, data_dir: &Path) -> Result<(), AppError> {
+    let account = admin.clone();
+    let made = tokio::task::spawn_blocking(move || account.prepare_setup())
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Io("the setup code could not be made".into())))
+        .map_err(|source| AppError::Store { app: "the panel's admin account".into(), source })?;
+    if let Some(code) = made {
+        log::warn!(
+            "no admin account yet: enter the setup code {code} in the web panel with the first password \
+             (also in {})",
+            data_dir.join(SETUP_FILE).display()
+        );
+    }
+    Ok(())
+}
+
 /// Binds the listeners, starts serving them on the current runtime, and says where clients point.
 pub async fn start(
     settings: &Settings,
@@ -211,8 +229,11 @@ pub async fn start(
             .map_err(|source| AppError::Store { app: name.clone(), source })?;
         stores.insert(name.clone(), Arc::new(store));
     }
-    let admin = AdminAccount::open(&server.data_dir)
-        .map_err(|source| AppError::Store { app: "the panel's admin account".into(), source })?;
+    let admin = Arc::new(
+        AdminAccount::open(&server.data_dir)
+            .map_err(|source| AppError::Store { app: "the panel's admin account".into(), source })?,
+    );
+    announce_setup_code(&admin, &server.data_dir).await?;
     let pipeline = Arc::new(security_pipeline(settings, &stores)?);
     for line in pipeline.describe() {
         log::info!("security {line}");
@@ -258,7 +279,7 @@ pub async fn start(
     let services = Arc::new(Services {
         clock,
         client: context.client.clone(),
-        admin: Arc::new(admin),
+        admin,
         started: Instant::now(),
         pipeline,
         hub: context.hub.clone(),

@@ -74,7 +74,7 @@ fn an_rs256_jwt_is_checked_with_the_jwks_of_a_real_server() {
 #[test]
 fn settings_show_secrets_only_as_set_refuse_bad_values_and_survive_a_restart() {
     let daemon = InProcess::start("", "# our comment\ntokenHashSecret=hash-secret-value\n");
-    let mut panel = Rest::new(daemon.addr("HTTP"));
+    let mut panel = Rest::new(daemon.addr("HTTP")).setup_code(&daemon.setup_code());
     assert_eq!(panel.login("/rest/v2/users/initial", "admin", "a long admin password").status, 200);
     let path = "/rest/v2/applications/settings/LiveApp";
     let shown = panel.get(path);
@@ -130,7 +130,7 @@ fn events_and_metrics_report_decisions() {
     let daemon = InProcess::start("", "remoteAllowedCIDR=127.0.0.1\n");
     let addr = daemon.addr("HTTP");
     assert_eq!(Rest::new(addr).from("127.0.0.2").get(LIST).status, 403);
-    let mut panel = Rest::new(addr);
+    let mut panel = Rest::new(addr).setup_code(&daemon.setup_code());
     assert_eq!(panel.login("/rest/v2/users/initial", "admin", "a long admin password").status, 200);
     let events = panel.get("/rest/v2/security-events?outcome=refused").json();
     assert_eq!(events[0]["reason"], "address not in remoteAllowedCIDR");

@@ -9,7 +9,7 @@ use common::rest::Rest;
 #[test]
 fn a_live_stream_is_listed_and_stopping_it_ends_its_sessions() {
     let daemon = InProcess::start("", "");
-    let mut panel = Rest::new(daemon.addr("HTTP"));
+    let mut panel = Rest::new(daemon.addr("HTTP")).setup_code(&daemon.setup_code());
     assert_eq!(panel.login("/rest/v2/users/initial", "admin", "a long admin password").status, 200);
     let mut publisher = publish(&daemon.url("cam1"), 120);
     daemon.wait_live("cam1", 0);

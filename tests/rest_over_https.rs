@@ -10,7 +10,7 @@ use common::rest::Rest;
 fn https_serves_the_panel_and_plain_http_redirects_to_it() {
     let daemon = InProcess::start("sslEnabled=true\n", "");
     let cert = daemon.config.file("data/device-cert.pem");
-    let mut secure = Rest::new(daemon.addr("HTTPS")).tls(&cert);
+    let mut secure = Rest::new(daemon.addr("HTTPS")).tls(&cert).setup_code(&daemon.setup_code());
     let page = secure.get("/");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<title>rampart</title>"));

@@ -12,11 +12,11 @@ const PASSWORD: &str = "a long admin password";
 #[test]
 fn the_first_start_sets_the_password_and_a_login_carries_a_csrf_token() {
     let daemon = InProcess::start("", "");
-    let mut panel = Rest::new(daemon.addr("HTTP"));
+    let mut panel = Rest::new(daemon.addr("HTTP")).setup_code(&daemon.setup_code());
     assert_eq!(panel.get("/rest/v2/first-login-status").json()["firstLogin"], true);
     assert_eq!(panel.get("/rest/v2/live-streams").status, 401, "nothing but the login before a login");
 
-    let short = panel.post("/rest/v2/users/initial", r#"{"email":"admin","password":"short"}"#);
+    let short = panel.login("/rest/v2/users/initial", "admin", "short");
     assert_eq!(short.status, 400);
     assert!(short.json()["message"].as_str().unwrap().contains("at least 10"), "{}", short.body);
 
@@ -48,7 +48,7 @@ fn the_first_start_sets_the_password_and_a_login_carries_a_csrf_token() {
 #[test]
 fn repeated_wrong_passwords_lock_the_account() {
     let daemon = InProcess::start("", "");
-    let mut panel = Rest::new(daemon.addr("HTTP"));
+    let mut panel = Rest::new(daemon.addr("HTTP")).setup_code(&daemon.setup_code());
     assert_eq!(panel.login("/rest/v2/users/initial", "admin", PASSWORD).status, 200);
     let mut guesser = Rest::new(daemon.addr("HTTP"));
     for _ in 0..5 {

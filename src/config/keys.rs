@@ -5,7 +5,9 @@
 //! adds use Red5's dotted style (`rtmp.port`). A doc that weakens security says so.
 
 use super::load::FileSource;
-use super::values::{CidrList, HeaderText, HttpUrl, LogLevel, Port, Seconds, SettingValue, TokenHashFormat};
+use super::values::{
+    CidrList, HeaderText, HttpUrl, LogLevel, OriginList, Port, Seconds, SettingValue, TokenHashFormat,
+};
 use crate::secrets::Secret;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -183,6 +185,8 @@ settings_table! {
         allowed_dashboard_cidr: CidrList = "server.allowed_dashboard_CIDR", default "0.0.0.0/0";
         /// Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer's address is the client's).
         trusted_proxy_cidr: CidrList = "server.trustedProxyCIDR", default "";
+        /// Web origins (scheme://host:port) besides the box's own whose pages may call the panel and REST API (empty: none).
+        allowed_origins: OriginList = "server.allowedOrigins", default "";
         /// URL that receives the box's status reports (empty: none).
         server_status_webhook_url: Option<HttpUrl> = "server.serverStatusWebHookURL", default "";
     }

@@ -199,6 +199,42 @@ fn parse_net(item: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("\"{item}\" is not a CIDR ({})", CidrList::EXPECTED))
 }
 
+/// Web origins (`scheme://host[:port]`) besides the box's own whose pages may call the panel and
+/// REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OriginList(pub Vec<String>);
+
+impl OriginList {
+    /// Whether `origin` (an `Origin` header's value) is listed; scheme and host in any case.
+    pub fn contains(&self, origin: &str) -> bool {
+        self.0.iter().any(|listed| listed.eq_ignore_ascii_case(origin))
+    }
+}
+
+impl SettingValue for OriginList {
+    const EXPECTED: &'static str = "comma-separated origins such as https://studio.example.com,http://10.0.0.5:8080";
+    fn parse(text: &str) -> Result<Self, String> {
+        let items = text.split(',').map(str::trim).filter(|item| !item.is_empty());
+        let origins = items.map(parse_origin).collect::<Result<Vec<_>, _>>()?;
+        Ok(OriginList(origins))
+    }
+    fn render(&self) -> String {
+        self.0.join(",")
+    }
+}
+
+fn parse_origin(item: &str) -> Result<String, String> {
+    let wrong = || format!("\"{item}\" is not an origin ({})", OriginList::EXPECTED);
+    let uri: http::Uri = item.parse().map_err(|_| wrong())?;
+    let (Some(scheme @ ("http" | "https")), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(wrong());
+    };
+    if uri.path() != "/" || item.ends_with('/') || uri.query().is_some() || authority.as_str().contains('@') {
+        return Err(wrong());
+    }
+    Ok(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()))
+}
+
 /// An absolute `http://` or `https://` URL with a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl(pub http::Uri);
@@ -269,6 +305,23 @@ mod tests {
     fn round_trip<T: SettingValue + PartialEq + fmt::Debug>(text: &str) {
         let value = T::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(T::parse(&value.render()), Ok(value), "{text}");
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        round_trip::<OriginList>("https://studio.example.com,http://10.0.0.5:8080");
+        let list = OriginList::parse(" HTTPS://Studio.Example.com , ").unwrap();
+        assert_eq!(list.render(), "https://studio.example.com");
+        for bad in [
+            "studio.example.com",
+            "ftp://a.example",
+            "https://a.example/",
+            "https://a.example/x",
+            "https://u@a.example",
+            "null",
+        ] {
+            assert!(OriginList::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -382,6 +382,7 @@ fn store_failure(e: StoreError) -> Reply {
     let status = match e {
         StoreError::Exists(..) | StoreError::Unfit(_) => StatusCode::BAD_REQUEST,
         StoreError::Full(..) => StatusCode::INSUFFICIENT_STORAGE,
+        StoreError::Refused(_) => StatusCode::FORBIDDEN,
         StoreError::Io(_) | StoreError::Corrupt(..) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     failure(status, e)

@@ -28,16 +28,21 @@ pub fn asset(call: &Call) -> Reply {
 
 /// A redirect of the panel to HTTPS on `port`, at the host the client asked for.
 pub fn to_https(call: &Call, port: u16) -> Reply {
+    let location = https_url(call, port);
+    let mut reply = failure(StatusCode::PERMANENT_REDIRECT, "the panel is served over HTTPS");
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        reply.headers_mut().insert(header::LOCATION, value);
+    }
+    reply
+}
+
+/// The call's URL over HTTPS on `port`, at the host the client asked for.
+pub fn https_url(call: &Call, port: u16) -> String {
     let host = call.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
     let host = match host.rsplit_once(':') {
         Some((name, p)) if p.chars().all(|c| c.is_ascii_digit()) => name,
         _ => host,
     };
     let fits = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c));
-    let location = format!("https://{}:{port}/{}", if fits { host } else { "localhost" }, call.segments.join("/"));
-    let mut reply = failure(StatusCode::PERMANENT_REDIRECT, "the panel is served over HTTPS");
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        reply.headers_mut().insert(header::LOCATION, value);
-    }
-    reply
+    format!("https://{}:{port}/{}", if fits { host } else { "localhost" }, call.segments.join("/"))
 }

@@ -2,7 +2,7 @@
 //! size and time, body size and time), routes it to the panel, the server API or an
 //! application's API after its gate, and adds the security headers to every answer.
 
-use super::gate::{client_ip, presented_jwt, presented_server_jwt};
+use super::gate::{client_ip, json_declared, origin_allowed, presented_jwt, presented_server_jwt};
 use super::login::{self, Logins};
 use super::reply::{Reply, failure, not_found};
 use super::{app_api, headers, panel, server_api, webrtc_api};
@@ -203,8 +203,20 @@ async fn handle(request: Request<Incoming>, peer: SocketAddr, https: bool, http:
 }
 
 /// Picks the handler for the path, after its gate; returns the answer and the CSP it carries.
+/// The panel and REST API take calls only from the box's own or a listed origin, and REST
+/// bodies only as `application/json`; WHIP and WHEP keep their own rules.
 async fn route(call: &Call, settings: &Settings, http: &Http) -> (Reply, String) {
     let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    let webrtc = matches!(segments.as_slice(), [_, "whep" | "whip", ..]);
+    if !webrtc && !origin_allowed(&call.headers, call.https, &settings.server.allowed_origins) {
+        let why = "the page calling is from another origin (see server.allowedOrigins)";
+        return (refuse(call, "", StatusCode::FORBIDDEN, why, http), String::new());
+    }
+    let rest = matches!(segments.as_slice(), ["rest", ..] | [_, "rest", ..]);
+    if rest && !json_declared(&call.method, &call.headers, &call.body) {
+        let why = "the REST API takes bodies as Content-Type: application/json";
+        return (failure(StatusCode::UNSUPPORTED_MEDIA_TYPE, why), String::new());
+    }
     match segments.as_slice() {
         ["rest", "v2", rest @ ..] => {
             let reply = match dashboard_gate(call, settings, http) {
@@ -247,7 +259,7 @@ async fn route(call: &Call, settings: &Settings, http: &Http) -> (Reply, String)
 }
 
 /// The port the HTTPS listener is bound to, when there is one.
-fn https_port(http: &Http) -> Option<u16> {
+pub fn https_port(http: &Http) -> Option<u16> {
     http.services.addresses.iter().find(|(protocol, _)| *protocol == "HTTPS").map(|(_, addr)| addr.port())
 }
 

@@ -2,9 +2,10 @@
 //! written through the atomic writer, secrets shown only as set or not), the security events,
 //! live streams, Prometheus metrics and the system's status.
 
-use super::login::set_cookie;
+use super::login::{Admission, set_cookie};
+use super::panel::https_url;
 use super::reply::{Reply, failure, json, not_found, parse_body, query_param, success, with_body};
-use super::server::{Call, Http, audit, refuse};
+use super::server::{Call, Http, audit, https_port, refuse};
 use crate::config::changes::Target;
 use crate::config::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
 use crate::config::values::{Port, SettingValue};
@@ -61,6 +62,9 @@ struct UserPassword {
     #[serde(alias = "username")]
     email: String,
     password: String,
+    /// The setup code of the first start (only for the first password).
+    #[serde(default, rename = "setupCode")]
+    setup_code: String,
 }
 
 fn first_login_status(http: &Http) -> Reply {
@@ -69,11 +73,14 @@ fn first_login_status(http: &Http) -> Reply {
 }
 
 /// Creates the admin account at first start, and logs it in.
+/// Creates the admin account at first start (with the setup code), and logs it in.
 async fn create_admin(call: &Call, http: &Http) -> Answer {
+    https_only(call, http)?;
     let user: UserPassword = parse_body(&call.body)?;
+    admitted(call, &user.email, http).await?;
     let admin = http.services.admin.clone();
     let name = user.email.clone();
-    let created = tokio::task::spawn_blocking(move || admin.create(&user.email, &user.password))
+    let created = tokio::task::spawn_blocking(move || admin.create(&user.email, &user.password, &user.setup_code))
         .await
         .unwrap_or_else(|_| Err(StoreError::Io("the password hash could not be made".into())));
     match created {
@@ -82,26 +89,61 @@ async fn create_admin(call: &Call, http: &Http) -> Answer {
             open_login(call, http)
         }
         Err(e @ StoreError::Exists(..)) => Err(refuse(call, "", StatusCode::FORBIDDEN, &e.to_string(), http)),
+        Err(e @ StoreError::Refused(_)) => {
+            http.logins.failed(call.ip, &name, http.now().instant);
+            Err(refuse(call, "", StatusCode::FORBIDDEN, &e.to_string(), http))
+        }
         Err(e) => Err(failure(StatusCode::BAD_REQUEST, e)),
     }
 }
 
 async fn authenticate(call: &Call, http: &Http) -> Answer {
+    https_only(call, http)?;
     let user: UserPassword = parse_body(&call.body)?;
-    let now = http.now().instant;
-    if let Some(left) = http.logins.locked_for(now) {
-        let why = format!("account locked after repeated failed logins; try again in {} s", left.as_secs() + 1);
-        return Err(refuse(call, "", StatusCode::FORBIDDEN, &why, http));
-    }
+    admitted(call, &user.email, http).await?;
     let admin = http.services.admin.clone();
+    let name = user.email.clone();
     let valid = tokio::task::spawn_blocking(move || admin.verify(&user.email, &user.password)).await.unwrap_or(false);
     if !valid {
-        let locked = http.logins.failed(now);
-        let why = if locked { "wrong user name or password; account locked" } else { "wrong user name or password" };
+        let locked = http.logins.failed(call.ip, &name, http.now().instant);
+        let why = match locked {
+            true => "wrong user name or password; this address is locked out for a while",
+            false => "wrong user name or password",
+        };
         return Err(refuse(call, "", StatusCode::UNAUTHORIZED, why, http));
     }
+    http.logins.succeeded(call.ip, &name);
     audit(call, "", true, "logged in", http);
     open_login(call, http)
+}
+
+/// With HTTPS on, passwords are not taken over plain HTTP: the refusal names the HTTPS URL.
+fn https_only(call: &Call, http: &Http) -> Result<(), Reply> {
+    match https_port(http).filter(|_| !call.https) {
+        None => Ok(()),
+        Some(port) => {
+            let why = format!("passwords are sent over HTTPS only: use {}", https_url(call, port));
+            Err(refuse(call, "", StatusCode::FORBIDDEN, &why, http))
+        }
+    }
+}
+
+/// Waits out the account's delay, or refuses an address locked out of it.
+async fn admitted(call: &Call, account: &str, http: &Http) -> Result<(), Reply> {
+    match http.logins.admission(call.ip, account, http.now().instant) {
+        Admission::After(delay) if delay.is_zero() => Ok(()),
+        Admission::After(delay) => {
+            tokio::time::sleep(delay).await;
+            Ok(())
+        }
+        Admission::Locked(left) => {
+            let why = format!(
+                "account locked for this address after repeated failed logins; try again in {} s",
+                left.as_secs() + 1
+            );
+            Err(refuse(call, "", StatusCode::FORBIDDEN, &why, http))
+        }
+    }
 }
 
 fn open_login(call: &Call, http: &Http) -> Answer {

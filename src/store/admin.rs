@@ -1,6 +1,8 @@
 //! The panel's admin account: one user, whose password is kept only as a salted
 //! PBKDF2-HMAC-SHA256 hash in `admin.json` on the data partition, written through the atomic
-//! writer. The first start has no account; the panel asks for one.
+//! writer. The first start has no account; the panel asks for one, with the setup code made at
+//! that start (printed in the log, kept readable by its owner only in `data.dir/setup-code`), so
+//! the first visitor of the panel cannot claim the box.
 
 use super::StoreError;
 use crate::config::writer::AtomicWriter;
@@ -9,8 +11,11 @@ use base64::engine::general_purpose::STANDARD;
 use ring::pbkdf2;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+use std::fs::OpenOptions;
+use std::io::Write as _;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 /// PBKDF2 rounds for a new password: about 60 ms on a Cortex-A53, so a login stays quick and a
@@ -20,6 +25,12 @@ pub const ITERATIONS: u32 = 100_000;
 pub const MIN_PASSWORD_CHARS: usize = 10;
 /// The longest user name accepted.
 pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// The file in data.dir holding the setup code while no account exists.
+pub const SETUP_FILE: &str = "setup-code";
+/// Characters of a setup code (from an alphabet without look-alikes: 60 bits).
+const SETUP_CHARS: usize = 12;
+const SETUP_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 const FILE: &str = "admin.json";
 const SALT_BYTES: usize = 16;
@@ -38,6 +49,7 @@ struct Record {
 pub struct AdminAccount {
     writer: AtomicWriter,
     record: Mutex<Option<Record>>,
+    setup_code: Mutex<Option<String>>,
 }
 
 impl AdminAccount {
@@ -54,7 +66,39 @@ impl AdminAccount {
             ),
             None => None,
         };
-        Ok(AdminAccount { writer, record: Mutex::new(record) })
+        Ok(AdminAccount { writer, record: Mutex::new(record), setup_code: Mutex::default() })
+    }
+
+    /// While no account exists: makes the setup code the first password needs, writes it to
+    /// `data.dir/setup-code` (mode 0600) and returns it. Blocking: call it off the runtime thread.
+    pub fn prepare_setup(&self) -> Result<Option<String>, StoreError> {
+        if self.username().is_some() {
+            return Ok(None);
+        }
+        let mut random = [0u8; SETUP_CHARS];
+        SystemRandom::new().fill(&mut random).map_err(|_| StoreError::Io("no randomness for the setup code".into()))?;
+        let code: String = random.iter().map(|b| char::from(SETUP_ALPHABET[usize::from(b % 32)])).collect();
+        let path = self.setup_path();
+        let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
+        let mut file =
+            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(io)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(io)?;
+        file.write_all(format!("{code}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
+        *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.clone());
+        Ok(Some(code))
+    }
+
+    fn setup_path(&self) -> PathBuf {
+        self.writer.dir().join(SETUP_FILE)
+    }
+
+    /// Whether `presented` is the setup code (compared in constant time; case, spaces and dashes
+    /// do not matter).
+    fn setup_code_matches(&self, presented: &str) -> bool {
+        let presented: String =
+            presented.chars().filter(|c| !matches!(c, ' ' | '-')).map(|c| c.to_ascii_uppercase()).collect();
+        let code = self.setup_code.lock().unwrap_or_else(|e| e.into_inner());
+        code.as_deref().is_some_and(|code| crate::secrets::ct_eq(code.as_bytes(), presented.as_bytes()))
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Record>> {
@@ -66,8 +110,18 @@ impl AdminAccount {
         self.lock().as_ref().map(|r| r.username.clone())
     }
 
-    /// Creates the account; refused when one exists, or the name or password is unfit.
-    pub fn create(&self, username: &str, password: &str) -> Result<(), StoreError> {
+    /// Creates the account with the setup code of this start, and removes the setup code's
+    /// file; refused when one exists, or the code is wrong, or the name or password is unfit.
+    /// Blocking: call it off the runtime thread.
+    pub fn create(&self, username: &str, password: &str, setup_code: &str) -> Result<(), StoreError> {
+        if self.username().is_some() {
+            return Err(StoreError::Exists("admin account", username.to_string()));
+        }
+        if !self.setup_code_matches(setup_code) {
+            return Err(StoreError::Refused(
+                "the setup code is missing or wrong: it is in the daemon's log and in data.dir/setup-code",
+            ));
+        }
         if username.is_empty()
             || username.chars().count() > MAX_USERNAME_CHARS
             || username.chars().any(char::is_control)
@@ -94,6 +148,11 @@ impl AdminAccount {
         let body = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Io(e.to_string()))?;
         self.writer.write(FILE, &body).map_err(|e| StoreError::Io(e.to_string()))?;
         *current = Some(record);
+        *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        match std::fs::remove_file(self.setup_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => log::warn!("{SETUP_FILE} not removed: {e}"),
+            _ => {}
+        }
         Ok(())
     }
 
@@ -126,8 +185,17 @@ mod tests {
         let account = AdminAccount::open(dir.path()).unwrap();
         assert_eq!(account.username(), None);
         assert!(!account.verify("admin", "anything at all"));
-        account.create("admin", "correct horse battery").unwrap();
-        assert!(matches!(account.create("admin", "another long password"), Err(StoreError::Exists(..))));
+        let code = account.prepare_setup().unwrap().unwrap();
+        let file = dir.path().join(SETUP_FILE);
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), code);
+        assert!(matches!(account.create("admin", "correct horse battery", "WRONG"), Err(StoreError::Refused(_))));
+        assert!(matches!(account.create("admin", "correct horse battery", ""), Err(StoreError::Refused(_))));
+        account.create("admin", "correct horse battery", &code.to_lowercase()).unwrap();
+        assert!(!file.exists(), "the setup code is gone once the account exists");
+        assert!(matches!(account.create("admin", "another long password", &code), Err(StoreError::Exists(..))));
+        assert_eq!(account.prepare_setup().unwrap(), None);
 
         let reopened = AdminAccount::open(dir.path()).unwrap();
         assert_eq!(reopened.username().as_deref(), Some("admin"));
@@ -142,9 +210,10 @@ mod tests {
     fn unfit_names_and_passwords_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let account = AdminAccount::open(dir.path()).unwrap();
-        assert!(matches!(account.create("admin", "short"), Err(StoreError::Unfit(_))));
-        assert!(matches!(account.create("", "long enough password"), Err(StoreError::Unfit(_))));
-        assert!(matches!(account.create("a\nb", "long enough password"), Err(StoreError::Unfit(_))));
+        let code = account.prepare_setup().unwrap().unwrap();
+        assert!(matches!(account.create("admin", "short", &code), Err(StoreError::Unfit(_))));
+        assert!(matches!(account.create("", "long enough password", &code), Err(StoreError::Unfit(_))));
+        assert!(matches!(account.create("a\nb", "long enough password", &code), Err(StoreError::Unfit(_))));
         assert_eq!(account.username(), None);
     }
 }

@@ -130,6 +130,9 @@ pub enum StoreError {
     /// The request cannot be kept as it is.
     #[error("{0}")]
     Unfit(&'static str),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Refused(&'static str),
     /// A record with this id exists already.
     #[error("{0} {1:?} exists already")]
     Exists(&'static str, String),

@@ -59,6 +59,13 @@ export async function restart(rampart) {
   };
 }
 
+/** The setup code the first password needs, as the daemon's log says it. */
+export function setupCode(rampart) {
+  const found = /setup code ([A-Z2-9]{12})/.exec(rampart.log());
+  if (!found) throw new Error(`no setup code in the log:\n${rampart.log()}`);
+  return found[1];
+}
+
 /** Stops the daemon with SIGTERM and waits for it to exit. */
 export async function stop(rampart) {
   const exited = new Promise((resolve) => rampart.daemon.once("exit", resolve));

@@ -6,7 +6,7 @@
 // usage: node tests/browser/panel.mjs <rampart binary>
 
 import assert from "node:assert/strict";
-import { finish, launchBrowser, startRampart, restart, stop, publish, shot } from "./harness.mjs";
+import { finish, launchBrowser, startRampart, restart, stop, publish, setupCode, shot } from "./harness.mjs";
 
 const PASSWORD = "panel test password";
 
@@ -34,9 +34,21 @@ await finish(rampart, browser, async () => {
   await page.goto(`${base}/`);
   await page.waitForSelector("#page-login:not([hidden])");
   assert.equal(await page.textContent("#login-title"), "Set the admin password");
+  assert.equal(await page.isVisible("#login-setup"), true, "the first password asks for the setup code");
   await shot(page, "01-first-start");
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  const small = await phone.newPage();
+  await small.goto(`${base}/`);
+  await small.waitForSelector("#login-setup:visible");
+  await shot(small, "01-first-start-phone");
+  await phone.close();
   await page.fill("#login-password", PASSWORD);
   await page.fill("#login-repeat", PASSWORD);
+  await page.fill("#login-setup", "WRONGCODE234");
+  await page.click("#login-submit");
+  await page.waitForSelector("#login-error:has-text('setup code')");
+  await shot(page, "01-first-start-wrong-code");
+  await page.fill("#login-setup", setupCode(rampart).toLowerCase());
   await page.click("#login-submit");
   await page.waitForSelector("#page-live:not([hidden])");
   await shot(page, "02-live-empty");

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
-import { finish, launchBrowser, startRampart, publish, shot } from "./harness.mjs";
+import { finish, launchBrowser, startRampart, publish, setupCode, shot } from "./harness.mjs";
 
 const CYCLES = 20;
 /** Cycles before the daemon's memory is first read: its allocator has settled by then. */
@@ -40,7 +40,7 @@ async function adminCookie() {
   const answer = await fetch(`${base}/rest/v2/users/initial`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ email: "admin", password: "the whep test's password" }),
+    body: JSON.stringify({ email: "admin", password: "the whep test's password", setupCode: setupCode(rampart) }),
   });
   assert.equal(answer.status, 200);
   return answer.headers.getSetCookie()[0].split(";")[0];

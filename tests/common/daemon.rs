@@ -68,6 +68,12 @@ impl InProcess {
         self.services.addresses.iter().find(|(p, _)| *p == protocol).map(|(_, a)| *a).expect("listener")
     }
 
+    /// The setup code the first password needs, from `data.dir/setup-code`.
+    pub fn setup_code(&self) -> String {
+        let file = self.config.file("data/setup-code");
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).trim().to_string()
+    }
+
     /// `rtmp://127.0.0.1:port/LiveApp/<path>`.
     pub fn url(&self, path: &str) -> String {
         format!("rtmp://{}/LiveApp/{path}", self.addr("RTMP"))

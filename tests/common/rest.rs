@@ -33,13 +33,23 @@ pub struct Rest {
     pub cookie: Option<String>,
     pub csrf: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The setup code sent with a login (the first password needs it).
+    pub setup_code: Option<String>,
     /// With TLS: the connector trusting the daemon's certificate (name `localhost`).
     pub tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Rest {
     pub fn new(addr: SocketAddr) -> Self {
-        Rest { addr, from: [127, 0, 0, 1].into(), cookie: None, csrf: None, headers: Vec::new(), tls: None }
+        Rest {
+            addr,
+            from: [127, 0, 0, 1].into(),
+            cookie: None,
+            csrf: None,
+            headers: Vec::new(),
+            setup_code: None,
+            tls: None,
+        }
     }
 
     /// The same client speaking HTTPS, trusting the PEM certificate `root` for `localhost`.
@@ -63,6 +73,12 @@ impl Rest {
     /// The same client calling from `ip`.
     pub fn from(mut self, ip: &str) -> Self {
         self.from = ip.parse().expect("address");
+        self
+    }
+
+    /// Sends the setup code `code` with logins (for the first password).
+    pub fn setup_code(mut self, code: &str) -> Self {
+        self.setup_code = Some(code.into());
         self
     }
 
@@ -90,7 +106,11 @@ impl Rest {
 
     /// Creates the admin account (first start) or logs in; keeps the cookie and CSRF token.
     pub fn login(&mut self, path: &str, user: &str, password: &str) -> Answer {
-        let body = serde_json::json!({ "email": user, "password": password }).to_string();
+        let mut body = serde_json::json!({ "email": user, "password": password });
+        if let Some(code) = &self.setup_code {
+            body["setupCode"] = code.as_str().into();
+        }
+        let body = body.to_string();
         let answer = self.post(path, &body);
         if answer.status == 200 {
             let cookie = answer.header("set-cookie").expect("a login sets a cookie");

@@ -56,8 +56,11 @@ const message = (answer) => (answer.body && answer.body.message) || `HTTP ${answ
 async function showLogin() {
   const first = (await api("GET", "/rest/v2/first-login-status")).body.firstLogin === true;
   $("login-title").textContent = first ? "Set the admin password" : "Log in";
-  $("login-hint").textContent = first ? "This box has no admin account yet. Choose a password of at least 10 characters." : "";
-  $("login-repeat-row").hidden = !first;
+  $("login-hint").textContent = first
+    ? "This box has no admin account yet. Choose a password of at least 10 characters, and enter the setup code the box printed in its log and on its console (it is also in the file setup-code of its data directory)."
+    : "";
+  $("login-repeat-row").hidden = $("login-setup-row").hidden = !first;
+  $("login-setup").required = first;
   $("login-submit").textContent = first ? "Set password and log in" : "Log in";
   $("login-form").dataset.first = first ? "1" : "";
   $("nav").hidden = $("logout").hidden = $("app").hidden = true;
@@ -72,13 +75,15 @@ async function submitLogin(event) {
     $("login-error").textContent = "The two passwords differ.";
     return;
   }
-  const answer = await api("POST", first ? "/rest/v2/users/initial" : "/rest/v2/users/authenticate", { email: user, password });
+  const answer = first
+    ? await api("POST", "/rest/v2/users/initial", { email: user, password, setupCode: $("login-setup").value.trim() })
+    : await api("POST", "/rest/v2/users/authenticate", { email: user, password });
   if (answer.status !== 200) {
     $("login-error").textContent = message(answer);
     return;
   }
   $("login-error").textContent = "";
-  $("login-password").value = $("login-repeat").value = "";
+  $("login-password").value = $("login-repeat").value = $("login-setup").value = "";
   state.csrf = answer.body.csrfToken;
   await enter();
 }
