@@ -31,7 +31,7 @@ fn from(events: &[Value], ip: &str) -> Vec<Value> {
 fn a_flood_of_refusals_leaves_earlier_events_in_place() {
     let daemon = InProcess::start("", "playTokenControlEnabled=true\n");
     let addr = daemon.addr("HTTP");
-    let mut panel = Rest::new(addr);
+    let mut panel = Rest::new(addr).setup_code(&daemon.setup_code());
     assert_eq!(panel.login("/rest/v2/users/initial", "admin@box", "correct horse battery").status, 200);
     let offer = |from: &str, stream: &str| {
         Rest::new(addr).from(from).post_as(&format!("/LiveApp/whep/{stream}"), "application/sdp", "v=0\r\n").status

@@ -13,7 +13,9 @@ fn a_settings_change_keeps_the_data_directory_given_on_the_command_line() {
     let data = tempfile::tempdir().expect("temp dir");
     let mut daemon =
         Daemon::start(&["--config", config.path().to_str().unwrap(), "--data", data.path().to_str().unwrap()]);
-    let mut panel = Rest::new(daemon.listening("HTTP"));
+    let http = daemon.listening("HTTP");
+    let code = std::fs::read_to_string(data.path().join("setup-code")).expect("the setup code in --data");
+    let mut panel = Rest::new(http).setup_code(code.trim());
     assert_eq!(panel.login("/rest/v2/users/initial", "admin", "a long admin password").status, 200);
     let storage = || panel.get("/rest/v2/system-status").json()["dataDir"].clone();
     assert!(storage()["storage"]["totalBytes"].as_u64().is_some_and(|b| b > 0), "storage of --data: {}", storage());

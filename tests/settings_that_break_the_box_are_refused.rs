@@ -31,7 +31,7 @@ fn pem_pair(dir: &std::path::Path, name: &str) -> (String, String) {
 #[test]
 fn bad_certificates_keys_trust_files_and_data_directories_are_refused_at_change_time() {
     let daemon = InProcess::start("", "");
-    let mut panel = Rest::new(daemon.addr("HTTP"));
+    let mut panel = Rest::new(daemon.addr("HTTP")).setup_code(&daemon.setup_code());
     assert_eq!(panel.login("/rest/v2/users/initial", "admin", "a long admin password").status, 200);
     let before = std::fs::read(daemon.config.file("server.properties")).expect("read");
     let files = tempfile::tempdir().expect("temp dir");

@@ -25,7 +25,7 @@ fn a_settings_change_keeps_each_files_mode_and_new_files_are_private() {
     let config = &daemon.config;
     set_mode(&config.file("apps/LiveApp.properties"), 0o600);
     set_mode(&config.file("server.properties"), 0o640);
-    let mut panel = Rest::new(daemon.addr("HTTP"));
+    let mut panel = Rest::new(daemon.addr("HTTP")).setup_code(&daemon.setup_code());
     assert_eq!(panel.login("/rest/v2/users/initial", "admin", "a long admin password").status, 200);
 
     let changed = panel.put("/rest/v2/applications/settings/LiveApp", r#"{"timeTokenPeriod": 30}"#);
