@@ -348,8 +348,14 @@ fn tidy_config_partition(files: &ConfigFiles) -> Result<(), AppError> {
             log::warn!("removed {removed} temporary file(s) an interrupted write left in {}", dir.display());
         }
     }
-    for path in files.adopt_hand_edits().map_err(AppError::Config)? {
-        log::info!("{}: edited by hand; kept as written and as its last good copy", path.display());
+    // A hand edit that cannot be adopted is still in force: the box starts all the same.
+    match files.adopt_hand_edits() {
+        Ok(paths) => {
+            for path in paths {
+                log::info!("{}: edited by hand; kept as written and as its last good copy", path.display());
+            }
+        }
+        Err(e) => log::warn!("a file edited by hand could not become its own last good copy: {e}"),
     }
     Ok(())
 }

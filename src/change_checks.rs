@@ -16,13 +16,16 @@ pub fn vet(current: &Settings, next: &Settings) -> Vec<(&'static str, String)> {
     let pair = |s: &crate::config::ServerSettings| (s.tls_cert_file.clone(), s.tls_key_file.clone());
     // One without the other is the rules' to refuse (config/rules.rs).
     if let (true, (Some(cert), Some(key))) = (pair(old) != pair(new), pair(new)) {
-        if let Err(e) = tls::config_from_files(&cert, &key) {
-            problems.push(("server.tlsCertFile", e.to_string()));
+        let checked = small_file(&cert).and(small_file(&key));
+        if let Err(e) = checked.and_then(|()| tls::config_from_files(&cert, &key).map_err(|e| e.to_string())) {
+            problems.push(("server.tlsCertFile", e));
         }
     }
-    if old.tls_trust_file != new.tls_trust_file {
-        if let Err(e) = HttpClient::new(new.tls_trust_file.as_deref()) {
-            problems.push(("server.tlsTrustFile", e.to_string()));
+    if let (true, Some(trust)) = (old.tls_trust_file != new.tls_trust_file, &new.tls_trust_file) {
+        let checked =
+            small_file(trust).and_then(|()| HttpClient::new(Some(trust)).map(drop).map_err(|e| e.to_string()));
+        if let Err(e) = checked {
+            problems.push(("server.tlsTrustFile", e));
         }
     }
     if old.data_dir != new.data_dir {
@@ -31,6 +34,22 @@ pub fn vet(current: &Settings, next: &Settings) -> Vec<(&'static str, String)> {
         }
     }
     problems
+}
+
+/// Largest certificate, key or trust file read at change time.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// Whether `path` is a regular file small enough to read (not a device, a FIFO or a huge file,
+/// which would hang or exhaust the daemon while it is read).
+fn small_file(path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > MAX_PEM_BYTES {
+        return Err(format!("{} is larger than {MAX_PEM_BYTES} bytes", path.display()));
+    }
+    Ok(())
 }
 
 /// Whether `dir` can become the data directory in place of `current`: an existing directory,

@@ -82,7 +82,8 @@ impl Slots {
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).open
     }
 }

@@ -50,6 +50,12 @@ fn bad_certificates_keys_trust_files_and_data_directories_are_refused_at_change_
     refused_for(&panel, json!({"server.tlsCertFile": cert_a}), "server.tlsCertFile");
     let why = refused_for(&panel, json!({"server.tlsTrustFile": "/etc/hostname"}), "server.tlsTrustFile");
     assert!(why.contains("/etc/hostname"), "{why}");
+    let why = refused_for(
+        &panel,
+        json!({"server.tlsCertFile": "/dev/zero", "server.tlsKeyFile": key_a}),
+        "server.tlsCertFile",
+    );
+    assert!(why.contains("not a regular file"), "a device is never read: {why}");
 
     let why = refused_for(&panel, json!({"data.dir": "/etc"}), "data.dir");
     assert!(why.contains("empty or rampart's own"), "{why}");

@@ -131,6 +131,10 @@ fn server_rules() {
             "rtmp.maxConnections=0",
             "server.properties:1: rtmp.maxConnections: \"0\": expected a whole number from 1 to 100000",
         ),
+        (
+            "http.maxConnections=10\nhttp.dashboardReservedConnections=10",
+            "server.properties:2: http.dashboardReservedConnections: 10 is not below http.maxConnections (10): only the dashboard CIDR could connect",
+        ),
     ];
     for (text, message) in cases {
         assert_eq!(server_errors(text), vec![message.to_string()], "for {text:?}");

@@ -31,6 +31,12 @@ pub fn check_server(server: &ServerSettings, source: &mut FileSource<'_>) {
     if min > max {
         source.problem("webrtc.udpPortMin", format!("{min} is above webrtc.udpPortMax ({max})"));
     }
+    let (reserved, total) = (server.http_dashboard_reserved_connections, server.http_max_connections);
+    if reserved >= total {
+        let why =
+            format!("{reserved} is not below http.maxConnections ({total}): only the dashboard CIDR could connect");
+        source.problem("http.dashboardReservedConnections", why);
+    }
 }
 
 /// Checks the rules between one application's settings.

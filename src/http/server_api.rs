@@ -72,7 +72,6 @@ fn first_login_status(http: &Http) -> Reply {
     json(StatusCode::OK, &json!({ "success": first, "firstLogin": first }))
 }
 
-/// Creates the admin account at first start, and logs it in.
 /// Creates the admin account at first start (with the setup code), and logs it in.
 async fn create_admin(call: &Call, http: &Http) -> Answer {
     https_only(call, http)?;

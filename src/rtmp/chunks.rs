@@ -20,9 +20,10 @@
 //! kept beside the chunk stream it belongs to.
 //!
 //! Until the connection's publish is admitted ([`ChunkGuard::admit_publisher`]) the guard takes only protocol
-//! control messages and commands of at most [`UNADMITTED_MESSAGE_SIZE`] bytes, and each message's length is
-//! reserved from an [`UnadmittedBudget`] shared by every connection until the message is complete: whoever has
-//! not proven a credential can make the daemon hold a few KiB, and all of them together no more than the budget.
+//! control messages and commands of at most [`UNADMITTED_MESSAGE_SIZE`] bytes, and the length of a message
+//! still incomplete after the bytes at hand is reserved from an [`UnadmittedBudget`] shared by every connection
+//! until the message is complete: whoever has not proven a credential can make the daemon hold a few KiB, and all
+//! of them together no more than the budget, while a message that arrives whole needs none of it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,7 +115,8 @@ impl UnadmittedBudget {
     }
 
     /// The bytes held now.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 
@@ -290,7 +292,12 @@ impl ChunkGuard {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
-        let result = self.scan_inner(bytes);
+        // Only a message still incomplete once the bytes at hand are read holds budget: one that
+        // arrives whole (a `connect` in one segment) passes even while the budget is spent.
+        let result = self.scan_inner(bytes).and_then(|()| match &self.message {
+            Some(message) if self.reserved == 0 => self.reserve(message.length),
+            _ => Ok(()),
+        });
         if let Err(error) = &result {
             self.failed = Some(error.clone());
         }
@@ -422,7 +429,6 @@ impl ChunkGuard {
             }
             Some(_) => return Err(GuardError::Interleaved),
             None => {
-                self.reserve(length)?;
                 let command = command.then(|| Vec::with_capacity(length as usize));
                 Message {
                     csid: header.csid,
@@ -443,7 +449,8 @@ impl ChunkGuard {
         Ok(())
     }
 
-    /// Reserves a new message's `length` from the budget of the unadmitted, until it is complete.
+    /// Reserves the `length` of the message in progress from the budget of the unadmitted, until
+    /// it is complete.
     fn reserve(&mut self, length: u32) -> Result<(), GuardError> {
         if self.admitted {
             return Ok(());
@@ -669,6 +676,8 @@ mod tests {
         assert_eq!(budget.held(), 3000);
         let mut late = ChunkGuard::new(limits(), budget.clone());
         assert_eq!(late.scan(&partial(1000)), Err(GuardError::BudgetExhausted));
+        let mut whole_in_one = ChunkGuard::new(limits(), budget.clone());
+        assert_eq!(whole_in_one.scan(&command(3, 1000)), Ok(()), "a message that arrives whole needs no budget");
         // A holder that completes its message gives its share back, and so does one that closes.
         let whole = command(3, 1000);
         assert_eq!(holders[0].scan(&whole[20..]), Ok(()));

@@ -293,7 +293,15 @@ impl Pipeline {
         if let Some(app_key) = policy.totp(r.action) {
             let (subscriber_id, code) =
                 creds.subscriber_id.as_ref().zip(creds.subscriber_code.as_ref()).ok_or(Reason::TotpMissing)?;
-            let (key, period) = match store.subscriber(&r.stream_id, subscriber_id) {
+            let registered = store.subscriber(&r.stream_id, subscriber_id);
+            let target = totp_throttle::Target {
+                app: &r.app,
+                stream: &r.stream_id,
+                subscriber: subscriber_id,
+                registered: registered.is_some(),
+                action: r.action,
+            };
+            let (key, period) = match registered {
                 Some(subscriber) => {
                     if !subscriber.kind.allows(r.action) {
                         return Err(Reason::SubscriberWrongType);
@@ -309,12 +317,6 @@ impl Pipeline {
                 }
             };
             let period = u64::from(period);
-            let target = totp_throttle::Target {
-                app: &r.app,
-                stream: &r.stream_id,
-                subscriber: subscriber_id,
-                action: r.action,
-            };
             let moment = totp_throttle::Moment { step: now / period.max(1), instant: r.now.instant };
             if lock(&self.throttle).refused(target, moment) {
                 return Err(Reason::TotpThrottled);

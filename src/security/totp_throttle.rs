@@ -4,12 +4,14 @@
 //! at its ceiling refuses every code until the next step:
 //! - one subscriber of one stream and role: [`PER_SUBSCRIBER`] a step, and after
 //!   [`FREE_GUESSES`] wrong codes each next try waits twice as long (1 s, 2 s, ... up to 64 s);
-//! - one stream and role, whatever the subscriber id (unregistered ids all open it):
-//!   [`PER_STREAM`];
-//! - one application and role, whatever the stream: [`PER_APP`].
+//! - for subscribers not in the datastore (any id opens a stream with a key derived from the
+//!   application's secret, so an attacker may rotate ids): one stream and role, whatever the
+//!   id, [`PER_STREAM`]; one application and role, whatever the stream, [`PER_APP`].
 //!
-//! The right code is never locked out for long: every count starts again at the next step, and
-//! a right code clears its subscriber's count. The table has a fixed size; when it is full of
+//! A registered subscriber counts only against itself, so guesses at other ids never refuse its
+//! right code. The right code is never locked out for long: every count starts again at the next
+//! step (unregistered ids all share the application's period), and a right code clears its
+//! subscriber's count. The table has a fixed size; when it is full of
 //! live counts, further codes are refused (fail closed) until a step ends.
 
 use super::Action;
@@ -39,6 +41,8 @@ pub struct Target<'a> {
     pub stream: &'a str,
     /// The subscriber id the client gave.
     pub subscriber: &'a str,
+    /// Whether the subscriber is in the datastore (with a key of its own).
+    pub registered: bool,
     /// Publish or play.
     pub action: Action,
 }
@@ -71,13 +75,14 @@ pub struct TotpThrottle {
 }
 
 impl TotpThrottle {
-    /// The keys of the three scopes of `target`, each with its ceiling.
-    fn scopes(&self, t: Target<'_>) -> [(u64, u32); 3] {
-        [
-            (self.hasher.hash_one((0u8, t.app, t.stream, t.subscriber, t.action)), PER_SUBSCRIBER),
-            (self.hasher.hash_one((1u8, t.app, t.stream, t.action)), PER_STREAM),
-            (self.hasher.hash_one((2u8, t.app, t.action)), PER_APP),
-        ]
+    /// The keys of the scopes of `target`, each with its ceiling: the subscriber's own first.
+    fn scopes(&self, t: Target<'_>) -> Vec<(u64, u32)> {
+        let mut scopes = vec![(self.hasher.hash_one((0u8, t.app, t.stream, t.subscriber, t.action)), PER_SUBSCRIBER)];
+        if !t.registered {
+            scopes.push((self.hasher.hash_one((1u8, t.app, t.stream, t.action)), PER_STREAM));
+            scopes.push((self.hasher.hash_one((2u8, t.app, t.action)), PER_APP));
+        }
+        scopes
     }
 
     /// Whether a code for `target` is refused untried at `now`.
@@ -109,8 +114,9 @@ impl TotpThrottle {
 
     /// Clears the subscriber's own count after a right code.
     pub fn record_success(&mut self, target: Target<'_>) {
-        let [(key, _), ..] = self.scopes(target);
-        self.counts.remove(&key);
+        if let Some((key, _)) = self.scopes(target).first() {
+            self.counts.remove(key);
+        }
     }
 
     /// The count under `key` for the step of `now`, made when missing; `None` when the table is
@@ -136,7 +142,7 @@ mod tests {
     use super::*;
 
     fn target<'a>(stream: &'a str, subscriber: &'a str) -> Target<'a> {
-        Target { app: "LiveApp", stream, subscriber, action: Action::Play }
+        Target { app: "LiveApp", stream, subscriber, registered: false, action: Action::Play }
     }
 
     #[test]
@@ -184,6 +190,8 @@ mod tests {
         assert!(throttle.refused(target("s3", "fresh"), now), "the application's ceiling");
         let publish = Target { action: Action::Publish, ..target("s3", "fresh") };
         assert!(!throttle.refused(publish, now), "the other role counts apart");
+        let registered = Target { registered: true, ..target("s1", "viewer") };
+        assert!(!throttle.refused(registered, now), "a registered subscriber counts only against itself");
     }
 
     #[test]
@@ -199,7 +207,10 @@ mod tests {
 
         let apps: Vec<String> = (0..ENTRIES / 3 + 1).map(|i| format!("app{i}")).collect();
         for app in &apps {
-            throttle.record_failure(Target { app, stream: "s", subscriber: "x", action: Action::Play }, now);
+            throttle.record_failure(
+                Target { app, stream: "s", subscriber: "x", registered: false, action: Action::Play },
+                now,
+            );
         }
         assert!(throttle.refused(target("s9", "new"), now), "a full table refuses codes it cannot count");
         let next = Moment { step: 2, ..now };

@@ -64,7 +64,8 @@ impl Aggregates {
     /// the first of its kind and is to be recorded now, false when it was counted.
     pub fn first_of(&mut self, refusal: &AuditEvent) -> bool {
         let mut key = Key {
-            peer: Some(refusal.peer_ip),
+            // An IPv6 /64 is one address here too, as for every other count per address.
+            peer: Some(crate::security::ip_filter::address_block(refusal.peer_ip)),
             action: refusal.action,
             protocol: refusal.protocol,
             app: refusal.app.clone(),
@@ -94,9 +95,8 @@ impl Aggregates {
 fn fold(key: Key, entry: Entry) -> AuditEvent {
     let mut event = entry.last;
     event.count = entry.counted;
-    if key.peer.is_none() {
-        event.peer_ip = MANY_ADDRESSES;
-    }
+    // The counted refusals came from the whole block (an IPv6 /64), or from many addresses.
+    event.peer_ip = key.peer.unwrap_or(MANY_ADDRESSES);
     if key.reason.is_empty() {
         event.reason = MANY_REASONS.to_string();
     }
