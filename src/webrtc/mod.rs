@@ -8,8 +8,8 @@ pub mod whep;
 pub mod whip;
 
 use crate::config::ServerSettings;
+use crate::net_limits::{Refusal, Slot, SlotLimits, Slots};
 use crate::secrets::random_token;
-use crate::security::ip_filter::address_block;
 use crate::security::sessions::SessionHandle;
 use ::webrtc::media_stream::track_local::TrackLocal;
 use ::webrtc::media_stream::track_remote::TrackRemote;
@@ -121,24 +121,18 @@ pub struct WebRtc {
     /// Counts the ports handed out, to walk the range round.
     next_port: AtomicU16,
     sessions: Mutex<HashMap<String, Arc<Notify>>>,
-    /// The places taken, by offers being answered and by sessions open.
-    places: Arc<Mutex<Places>>,
-}
-
-/// The places taken, in all and per address and application.
-#[derive(Debug, Default)]
-struct Places {
-    total: usize,
-    per_address: HashMap<IpAddr, usize>,
-    per_app: HashMap<String, usize>,
+    /// The places taken, by offers being answered and by sessions open: in all and per address.
+    places: Arc<Slots>,
+    /// The places each application holds.
+    per_app: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 /// A place among the sessions, taken before the offer is decided (so that an offer the box
 /// cannot serve consumes no credential) and held until the session ends.
 pub struct Reservation {
-    places: Arc<Mutex<Places>>,
+    _slot: Slot,
+    per_app: Arc<Mutex<HashMap<String, usize>>>,
     peer: IpAddr,
-    address: IpAddr,
     app: String,
 }
 
@@ -151,25 +145,18 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        let mut places = lock_places(&self.places);
-        places.total = places.total.saturating_sub(1);
-        release(&mut places.per_address, &self.address);
-        release(&mut places.per_app, &self.app);
-    }
-}
-
-/// Gives back one place of `key` in `map`, forgetting keys that hold none.
-fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
-    if let Some(n) = map.get_mut(key) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            map.remove(key);
+        let mut per_app = lock_apps(&self.per_app);
+        if let Some(n) = per_app.get_mut(&self.app) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_app.remove(&self.app);
+            }
         }
     }
 }
 
-fn lock_places(places: &Mutex<Places>) -> MutexGuard<'_, Places> {
-    places.lock().unwrap_or_else(|e| e.into_inner())
+fn lock_apps(per_app: &Mutex<HashMap<String, usize>>) -> MutexGuard<'_, HashMap<String, usize>> {
+    per_app.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A peer connection whose answer is made.
@@ -192,27 +179,31 @@ pub struct GrantWatch {
 impl WebRtc {
     /// Sessions on `network`.
     pub fn new(network: Network) -> Arc<Self> {
-        Arc::new(WebRtc { network, next_port: AtomicU16::new(0), sessions: Mutex::default(), places: Arc::default() })
+        let limits = SlotLimits { total: MAX_SESSIONS, per_address: network.max_per_address, reserved: 0 };
+        let places = Slots::new(limits);
+        Arc::new(WebRtc {
+            network,
+            next_port: AtomicU16::new(0),
+            sessions: Mutex::default(),
+            places,
+            per_app: Arc::default(),
+        })
     }
 
     /// Takes a place for an offer from `peer` to `app`: within [`MAX_SESSIONS`] for the box,
     /// `webrtc.maxSessionsPerApp` and `webrtc.maxSessionsPerAddress` (an IPv6 /64 is one).
     pub fn reserve(&self, app: &str, peer: IpAddr) -> Result<Reservation, WebRtcError> {
-        let address = address_block(peer);
-        let mut places = lock_places(&self.places);
-        if places.total >= MAX_SESSIONS {
-            return Err(WebRtcError::Full);
-        }
-        if places.per_app.get(app).copied().unwrap_or(0) >= self.network.max_per_app {
+        let slot = self.places.take(peer, false).map_err(|refusal| match refusal {
+            Refusal::AddressFull(n) => WebRtcError::AddressFull(n),
+            Refusal::Full(_) | Refusal::Reserved(_) => WebRtcError::Full,
+        })?;
+        let mut per_app = lock_apps(&self.per_app);
+        let held = per_app.entry(app.to_string()).or_default();
+        if *held >= self.network.max_per_app {
             return Err(WebRtcError::AppFull(self.network.max_per_app));
         }
-        if places.per_address.get(&address).copied().unwrap_or(0) >= self.network.max_per_address {
-            return Err(WebRtcError::AddressFull(self.network.max_per_address));
-        }
-        places.total += 1;
-        *places.per_address.entry(address).or_default() += 1;
-        *places.per_app.entry(app.to_string()).or_default() += 1;
-        Ok(Reservation { places: self.places.clone(), peer, address, app: app.to_string() })
+        *held += 1;
+        Ok(Reservation { _slot: slot, per_app: self.per_app.clone(), peer, app: app.to_string() })
     }
 
     /// A UDP port for a new session: any (0) without a range, else the next free one in it.
@@ -516,7 +507,9 @@ mod tests {
             (0..MAX_SESSIONS).map(|i| rtc.reserve("A", IpAddr::from([10, 0, 0, i as u8])).unwrap()).collect();
         assert!(matches!(rtc.reserve("B", ip("10.1.0.1")), Err(WebRtcError::Full)));
         drop(held);
-        assert_eq!(lock_places(&rtc.places).total, 0);
-        assert!(lock_places(&rtc.places).per_address.is_empty() && lock_places(&rtc.places).per_app.is_empty());
+        assert!(lock_apps(&rtc.per_app).is_empty());
+        let again: Vec<Reservation> =
+            (0..MAX_SESSIONS).map(|i| rtc.reserve("B", IpAddr::from([10, 0, 0, i as u8])).unwrap()).collect();
+        assert_eq!(again.len(), MAX_SESSIONS, "every place came back");
     }
 }
