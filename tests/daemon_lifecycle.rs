@@ -8,17 +8,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::net::TcpStream;
 
-fn loopback_config(extra: &str) -> ConfigDir {
-    let dir = ConfigDir::new();
-    let data = dir.file("data");
-    dir.server(&format!(
-        "rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir={}\n{extra}",
-        data.display()
-    ))
-}
-
 fn stops_cleanly_on(signal: Signal) {
-    let config = loopback_config("");
+    let config = ConfigDir::loopback("");
     let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
     let (rtmp, http) = (daemon.listening("RTMP"), daemon.listening("HTTP"));
     for addr in [rtmp, http] {
@@ -46,7 +37,7 @@ fn stops_cleanly_on_sigint() {
 
 #[test]
 fn rtmps_and_https_listen_when_enabled() {
-    let config = loopback_config("rtmpsEnabled=true\nrtmps.port=0\nsslEnabled=true\nhttps.port=0\n");
+    let config = ConfigDir::loopback("rtmpsEnabled=true\nrtmps.port=0\nsslEnabled=true\nhttps.port=0\n");
     let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
     for protocol in ["RTMPS", "HTTPS"] {
         let addr = daemon.listening(protocol);
@@ -56,7 +47,7 @@ fn rtmps_and_https_listen_when_enabled() {
 
 #[test]
 fn a_bad_setting_stops_the_start_with_file_line_and_key() {
-    let config = loopback_config("").app("LiveApp", "ipFilterEnabled=true\ntimeTokenPeriod=0\n");
+    let config = ConfigDir::loopback("").app("LiveApp", "ipFilterEnabled=true\ntimeTokenPeriod=0\n");
     let out = rampart().args(["--config", config.path().to_str().unwrap()]).output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -72,7 +63,7 @@ fn a_bad_setting_stops_the_start_with_file_line_and_key() {
 fn a_taken_port_names_its_settings() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let config = loopback_config(&format!("rtmp.port={port}\n"));
+    let config = ConfigDir::loopback(&format!("rtmp.port={port}\n"));
     let out = rampart().args(["--config", config.path().to_str().unwrap()]).output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -113,7 +104,7 @@ fn print_defaults_is_a_loadable_configuration() {
 
 #[test]
 fn temporary_files_an_interrupted_write_left_are_removed_at_start() {
-    let config = loopback_config("").app("LiveApp", "");
+    let config = ConfigDir::loopback("").app("LiveApp", "");
     std::fs::write(config.file(".server.properties.tmp"), "logLevel=DEB").unwrap();
     std::fs::write(config.file("apps/.LiveApp.properties.tmp"), "").unwrap();
     let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);

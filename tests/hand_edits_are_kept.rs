@@ -18,12 +18,7 @@ fn app_file(dir: &ConfigDir) -> std::path::PathBuf {
 
 #[test]
 fn a_line_deleted_by_hand_stays_deleted_across_starts_and_power_cuts() {
-    let dir = ConfigDir::new();
-    let data = dir.file("data");
-    let dir = dir.server(&format!(
-        "rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir={}\n",
-        data.display()
-    ));
+    let dir = ConfigDir::loopback("");
     std::fs::create_dir_all(dir.file("apps")).expect("apps dir");
     AtomicWriter::new(&dir.file("apps"))
         .write("LiveApp.properties", WRITTEN.as_bytes())

@@ -77,14 +77,7 @@ fn publish_named(addr: SocketAddr, app: &str, stream: &str) {
 
 #[test]
 fn stream_and_app_names_with_line_breaks_stay_on_their_line() {
-    let config = ConfigDir::new();
-    let data = config.file("data");
-    let config = config
-        .server(&format!(
-            "rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir={}\n",
-            data.display()
-        ))
-        .app("LiveApp", "publishTokenControlEnabled=true\n");
+    let config = ConfigDir::loopback("").app("LiveApp", "publishTokenControlEnabled=true\n");
     let mut daemon = Daemon::start(&["--config", config.path().to_str().expect("path")]);
     let rtmp = daemon.listening("RTMP");
 

@@ -25,12 +25,7 @@ fn almost_a_message() -> Vec<u8> {
 
 #[test]
 fn unadmitted_peers_cannot_make_the_daemon_buffer_their_messages() {
-    let config = ConfigDir::new();
-    let data = config.file("data");
-    let config = config.server(&format!(
-        "rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir={}\n",
-        data.display()
-    ));
+    let config = ConfigDir::loopback("");
     let mut daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
     let rtmp = daemon.listening("RTMP");
     let url = format!("rtmp://{rtmp}/LiveApp/legit");

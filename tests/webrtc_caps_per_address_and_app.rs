@@ -20,16 +20,11 @@ fn offer_from(daemon: &InProcess, ip: &str, app: &str) -> u16 {
 
 #[test]
 fn a_flood_from_one_address_or_one_application_leaves_room_for_the_others() {
-    let config = common::ConfigDir::new();
-    let data = config.file("data");
-    let config = config
-        .server(&format!(
-            "rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir={}\n\
-             webrtc.host=127.0.0.1\nwebrtc.maxSessionsPerAddress=4\nwebrtc.maxSessionsPerApp=6\n",
-            data.display()
-        ))
-        .app("LiveApp", "")
-        .app("Other", "");
+    let config = common::ConfigDir::loopback(
+        "webrtc.host=127.0.0.1\nwebrtc.maxSessionsPerAddress=4\nwebrtc.maxSessionsPerApp=6\n",
+    )
+    .app("LiveApp", "")
+    .app("Other", "");
     let daemon = InProcess::start_in(config);
     let _live = publish(&daemon.url("cam1"), 120);
     daemon.wait_live("cam1", 0);

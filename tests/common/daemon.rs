@@ -22,14 +22,7 @@ pub struct InProcess {
 impl InProcess {
     /// Starts the daemon on 127.0.0.1 with these extra server and LiveApp settings.
     pub fn start(server: &str, app: &str) -> Self {
-        let config = ConfigDir::new();
-        let data = config.file("data");
-        let config = config
-            .server(&format!(
-                "rtmp.host=127.0.0.1\nrtmp.port=0\nrtmps.port=0\nhttp.host=127.0.0.1\nhttp.port=0\nhttps.port=0\ndata.dir={}\n{server}",
-                data.display()
-            ))
-            .app("LiveApp", app);
+        let config = ConfigDir::loopback(&format!("rtmps.port=0\nhttps.port=0\n{server}")).app("LiveApp", app);
         Self::start_in(config)
     }
 

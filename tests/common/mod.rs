@@ -22,6 +22,17 @@ impl ConfigDir {
         self.dir.path()
     }
 
+    /// A directory whose `server.properties` listens on 127.0.0.1 on ports the system picks,
+    /// keeps its data directory inside (`data`), and adds `extra`.
+    pub fn loopback(extra: &str) -> Self {
+        let dir = ConfigDir::new();
+        let data = dir.file("data");
+        dir.server(&format!(
+            "rtmp.host=127.0.0.1\nrtmp.port=0\nhttp.host=127.0.0.1\nhttp.port=0\ndata.dir={}\n{extra}",
+            data.display()
+        ))
+    }
+
     /// Writes `server.properties`.
     pub fn server(self, text: &str) -> Self {
         std::fs::write(self.path().join("server.properties"), text).expect("write server.properties");

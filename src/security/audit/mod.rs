@@ -196,7 +196,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
-    fn event(n: u64, allowed: bool) -> AuditEvent {
+    /// A decision numbered `n` (its time and stream), for the tests of the trail's parts.
+    pub(super) fn event(n: u64, allowed: bool) -> AuditEvent {
         AuditEvent {
             time: n,
             action: "publish",

@@ -186,18 +186,9 @@ impl AuditFile {
 mod tests {
     use super::*;
 
+    /// A refusal whose stream holds control characters the file must escape.
     fn event(n: u64) -> AuditEvent {
-        AuditEvent {
-            time: n,
-            action: "publish",
-            protocol: "rtmp",
-            app: "LiveApp".into(),
-            stream: format!("s{n}\u{9b}\u{7f}\n"),
-            peer_ip: "127.0.0.1".parse().unwrap(),
-            allowed: false,
-            reason: "no check enabled".into(),
-            count: 1,
-        }
+        AuditEvent { stream: format!("s{n}\u{9b}\u{7f}\n"), ..crate::security::audit::tests::event(n, false) }
     }
 
     fn lines(path: &Path) -> Vec<serde_json::Value> {
