@@ -2,10 +2,11 @@
 //! `target/`: `cargo bench --bench writes`.
 
 use rampart::cli::{Defaults, defaults_text};
-use rampart::config::mount::Remount;
-use rampart::config::writer::{AtomicWriter, RealFs};
 use rampart::secrets::Secret;
 use rampart::security::Action;
+use rampart::storage::fs::RealFs;
+use rampart::storage::mount::Remount;
+use rampart::storage::writer::AtomicWriter;
 use rampart::store::{Datastore, OneTimeToken};
 use std::time::{Duration, Instant};
 

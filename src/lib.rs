@@ -15,6 +15,7 @@ pub mod net_limits;
 pub mod rtmp;
 pub mod secrets;
 pub mod security;
+pub mod storage;
 pub mod store;
 #[cfg(test)]
 mod test_rng;

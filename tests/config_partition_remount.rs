@@ -4,8 +4,8 @@
 
 mod common;
 
-use rampart::config::mount::is_read_only;
-use rampart::config::writer::{AtomicWriter, Provenance};
+use rampart::storage::mount::is_read_only;
+use rampart::storage::writer::{AtomicWriter, Provenance};
 use std::path::Path;
 
 const CHILD: &str = "RAMPART_REMOUNT_CHILD";

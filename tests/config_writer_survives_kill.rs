@@ -3,7 +3,7 @@
 
 mod common;
 
-use rampart::config::writer::AtomicWriter;
+use rampart::storage::writer::AtomicWriter;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

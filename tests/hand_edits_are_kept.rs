@@ -8,7 +8,8 @@ mod common;
 
 use common::ConfigDir;
 use common::daemon::InProcess;
-use rampart::config::{self, writer::AtomicWriter};
+use rampart::config;
+use rampart::storage::writer::AtomicWriter;
 
 const WRITTEN: &str = "# the box's application\nipFilterEnabled=false\nremoteAllowedCIDR=127.0.0.1\n";
 

@@ -5,9 +5,10 @@
 //! changes nothing.
 
 use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
-use super::mount::Remount;
-use super::writer::{AtomicWriter, Provenance, RealFs, WriteError};
 use super::{Invalid, Problem, Settings, check_app_text, check_server_text, properties};
+use crate::storage::fs::RealFs;
+use crate::storage::mount::Remount;
+use crate::storage::writer::{AtomicWriter, Provenance, WriteError};
 use std::path::{Path, PathBuf};
 
 /// Checks a change against the world beyond the files (that a named file parses, that a

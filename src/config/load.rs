@@ -5,12 +5,13 @@
 //! know are warnings, so a user's existing configuration loads.
 
 use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
-use super::mount::Remount;
 use super::properties;
 use super::values::SettingValue;
-use super::writer::{AtomicWriter, Provenance, RealFs};
 use super::{Problem, Scope};
 use crate::secrets::REDACTED;
+use crate::storage::fs::RealFs;
+use crate::storage::mount::Remount;
+use crate::storage::writer::{AtomicWriter, Provenance};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

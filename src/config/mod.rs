@@ -6,11 +6,9 @@
 pub mod changes;
 pub mod keys;
 mod load;
-pub mod mount;
 pub mod properties;
 mod rules;
 pub mod values;
-pub mod writer;
 
 pub use keys::{AppSettings, KeyDef, ServerSettings};
 

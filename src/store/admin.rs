@@ -5,7 +5,7 @@
 //! the first visitor of the panel cannot claim the box.
 
 use super::StoreError;
-use crate::config::writer::AtomicWriter;
+use crate::storage::writer::AtomicWriter;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::pbkdf2;

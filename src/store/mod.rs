@@ -6,9 +6,9 @@
 pub mod admin;
 mod snapshot;
 
-use crate::config::writer::AtomicWriter;
 use crate::secrets::{Secret, ct_eq};
 use crate::security::Action;
+use crate::storage::writer::AtomicWriter;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -15,6 +15,7 @@
 //! A file rampart creates is readable by its owner only (0600); a rewrite keeps the owner and
 //! mode of the file it replaces, and the good copy takes them from the file.
 
+use super::fs::{Fs, RealFs};
 use super::mount::{Remount, RemountGuard};
 use ring::digest;
 use std::io;
@@ -25,76 +26,6 @@ use std::sync::{Mutex, MutexGuard};
 const HEADER_PREFIX: &str = "# rampart-file v";
 /// The version of the header format.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The file-system calls the writer makes, so a test can cut the power between any two of them.
-pub trait Fs: Send + Sync {
-    /// Creates `path`, which must not exist (O_EXCL), with `bytes` (not yet durable), with the
-    /// owner and mode of `like` where that exists, else mode 0600.
-    fn create_new(&self, path: &Path, bytes: &[u8], like: &Path) -> io::Result<()>;
-    /// Makes the content of `path` durable (fsync).
-    fn sync_file(&self, path: &Path) -> io::Result<()>;
-    /// Renames `from` over `to` (atomic, not yet durable).
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    /// Makes the entries of `dir` durable (fsync of the directory).
-    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-    /// Removes `path`.
-    fn remove(&self, path: &Path) -> io::Result<()>;
-    /// Reads `path`; `None` when it does not exist.
-    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
-    /// The names of the entries of `dir`.
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
-}
-
-/// The real file system.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RealFs;
-
-impl Fs for RealFs {
-    fn create_new(&self, path: &Path, bytes: &[u8], like: &Path) -> io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-        match std::fs::metadata(like) {
-            Ok(old) => {
-                let new = file.metadata()?;
-                if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
-                    // Only root may give a file away; a daemon that is not keeps it as its own.
-                    match std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid())) {
-                        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
-                        other => other?,
-                    }
-                }
-                // After the chown, which clears set-id bits.
-                file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        file.write_all(bytes)
-    }
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
-        std::fs::OpenOptions::new().write(true).open(path)?.sync_all()
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        std::fs::File::open(dir)?.sync_all()
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
-    }
-    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned())).collect()
-    }
-}
 
 /// Why a write or a load failed.
 #[derive(Debug, thiserror::Error)]
