@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use http::Method;
-use rampart::http::client::{HttpClient, Limits};
+use rampart::net::client::{HttpClient, Limits};
 use rampart::webrtc::h264_codec;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;

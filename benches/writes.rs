@@ -4,10 +4,11 @@
 use rampart::cli::{Defaults, defaults_text};
 use rampart::secrets::Secret;
 use rampart::security::Action;
+use rampart::security::store::OneTimeToken;
 use rampart::storage::fs::RealFs;
 use rampart::storage::mount::Remount;
 use rampart::storage::writer::AtomicWriter;
-use rampart::store::{Datastore, OneTimeToken};
+use rampart::store::Datastore;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 200;

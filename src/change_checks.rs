@@ -3,7 +3,7 @@
 //! refused now, with the key and why, instead of failing that start.
 
 use crate::config::Settings;
-use crate::http::client::HttpClient;
+use crate::net::client::HttpClient;
 use crate::tls;
 use std::path::Path;
 

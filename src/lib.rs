@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod logger;
 pub mod media;
+pub mod net;
 pub mod net_limits;
 pub mod rtmp;
 pub mod secrets;

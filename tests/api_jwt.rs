@@ -10,7 +10,7 @@ use common::jwk::{RsaKey, b64, compact};
 use common::security::{Fixture, T0, jwt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rampart::config::values::HttpUrl;
-use rampart::http::client::HttpClient;
+use rampart::net::client::HttpClient;
 use rampart::secrets::Secret;
 use rampart::security::jwks::{ApiJwt, JwksKeys, MIN_FETCH_GAP, REFRESH_EVERY};
 use rampart::security::jwt::Hs256;

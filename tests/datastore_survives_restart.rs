@@ -7,7 +7,8 @@ use common::daemon::{InProcess, Reader, publish};
 use rampart::clock::{Clock, SystemClock};
 use rampart::secrets::Secret;
 use rampart::security::Action::Play;
-use rampart::store::{Broadcast, OneTimeToken, SecurityStore};
+use rampart::security::store::{OneTimeToken, SecurityStore};
+use rampart::store::Broadcast;
 
 #[test]
 fn a_consumed_token_stays_consumed_across_a_restart() {

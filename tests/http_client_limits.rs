@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::http_server::{Behavior, Event, HUGE, Server, closed_port, response, test_cert};
 use http::{Method, Uri};
-use rampart::http::client::{ClientError, HttpClient, Limits};
+use rampart::net::client::{ClientError, HttpClient, Limits};
 
 const MAX_BODY: usize = 64 * 1024;
 

@@ -10,8 +10,8 @@ use rampart::config::values::TokenHashFormat;
 use rampart::secrets::Secret;
 use rampart::security::Action::{self, Play, Publish};
 use rampart::security::hash_token::HashTokens;
+use rampart::security::store::OneTimeToken;
 use rampart::security::totp;
-use rampart::store::OneTimeToken;
 
 fn in_an_hour() -> u64 {
     SystemClock.unix_secs() + 3600

@@ -8,7 +8,7 @@ use common::security::{STREAM_KEY, stream_jwt};
 use rampart::clock::{Clock, SystemClock};
 use rampart::secrets::Secret;
 use rampart::security::Action::{Play, Publish};
-use rampart::store::OneTimeToken;
+use rampart::security::store::OneTimeToken;
 use std::time::{Duration, Instant};
 
 #[test]

@@ -7,8 +7,9 @@ mod common;
 use common::security::{Fixture, STREAM_KEY, T0, jwt, stream_jwt};
 use rampart::secrets::Secret;
 use rampart::security::Action::{Play, Publish};
+use rampart::security::store::{Subscriber, SubscriberKind};
 use rampart::security::{Decision, Reason};
-use rampart::store::{Broadcast, Subscriber, SubscriberKind};
+use rampart::store::Broadcast;
 use std::time::Duration;
 
 const HOUR: u64 = 3600;
@@ -134,7 +135,7 @@ fn one_time_tokens() {
 #[test]
 fn one_time_token_bound_to_a_room() {
     let f = Fixture::new("playTokenControlEnabled=true", "");
-    let token = rampart::store::OneTimeToken {
+    let token = rampart::security::store::OneTimeToken {
         token_id: Secret::new("t-room".into()),
         stream_id: "s1".into(),
         kind: Play,

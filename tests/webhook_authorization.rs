@@ -6,7 +6,7 @@ mod common;
 
 use common::http_server::{Behavior, Event, HUGE, Server, closed_port, json, response, test_cert};
 use common::security::{Fixture, T0};
-use rampart::http::client::{HttpClient, Limits};
+use rampart::net::client::{HttpClient, Limits};
 use rampart::security::Action::{Play, Publish};
 use rampart::security::webhook;
 use rampart::security::{AccessRequest, Decision, Protocol, Reason, Step, WebhookPending};

@@ -8,8 +8,9 @@ use super::server::{Call, Http, audit};
 use crate::media::LiveStatus;
 use crate::secrets::{Secret, random_token};
 use crate::security::hash_token::HashTokens;
+use crate::security::store::{OneTimeToken, Subscriber, SubscriberKind};
 use crate::security::{Action, totp};
-use crate::store::{Broadcast, Datastore, OneTimeToken, StoreError, Subscriber, SubscriberKind};
+use crate::store::{Broadcast, Datastore, StoreError};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -257,7 +258,7 @@ impl AppApi<'_> {
         let now = self.http.now().unix;
         let settings = self.http.services.settings();
         let Some(app) = settings.apps.get(self.app) else { return Err(not_found()) };
-        let code = match crate::store::SecurityStore::subscriber(self.store, id, sid) {
+        let code = match crate::security::store::SecurityStore::subscriber(self.store, id, sid) {
             Some(s) => totp::code_at(s.secret.expose(), now, u64::from(s.period.unwrap_or(app.time_token_period))),
             None => {
                 let action = self.action_param()?;

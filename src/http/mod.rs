@@ -1,5 +1,5 @@
-//! HTTP: the REST API (Ant Media Server's paths and shapes), the web panel, and the outbound
-//! client for webhooks and JWKS. Every request passes a gate first ([`gate`]): the dashboard
+//! HTTP: the REST API (Ant Media Server's paths and shapes), the web panel, and the WHIP and
+//! WHEP routes. Every request passes a gate first ([`gate`]): the dashboard
 //! CIDR and a login or server JWT for the panel and server API, remoteAllowedCIDR and the app
 //! JWT for an application's API.
 
@@ -8,7 +8,6 @@
 #![allow(clippy::result_large_err)]
 
 mod app_api;
-pub mod client;
 mod gate;
 mod headers;
 mod login;

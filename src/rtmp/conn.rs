@@ -7,8 +7,8 @@
 use super::chunks::{self, AUDIO_CSID, ChunkGuard, DATA_CSID, GuardError, GuardLimits, UnadmittedBudget, VIDEO_CSID};
 use super::metadata;
 use crate::clock::Clock;
-use crate::http::client::HttpClient;
 use crate::media::{Frame, Hub, MediaKind, Publisher, PublisherInfo, Reader};
+use crate::net::client::HttpClient;
 use crate::security::audit::AuditEvent;
 use crate::security::sessions::{SessionHandle, Sessions};
 use crate::security::{AccessRequest, Action, Credentials, Decision, Grant, Now, Pipeline, Protocol};

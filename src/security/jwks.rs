@@ -7,7 +7,7 @@ use super::jwt::{Hs256, check_times, signature_only, undecodable, verify_signatu
 use super::{Now, Reason};
 use crate::config::AppSettings;
 use crate::config::values::HttpUrl;
-use crate::http::client::{HttpClient, Limits};
+use crate::net::client::{HttpClient, Limits};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;

@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod lockout;
 mod pipeline;
 pub mod sessions;
+pub mod store;
 pub mod totp;
 pub mod totp_throttle;
 pub mod webhook;

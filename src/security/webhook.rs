@@ -3,7 +3,7 @@
 //! or answers too much refuses too (fail closed).
 
 use crate::config::values::HttpUrl;
-use crate::http::client::{HttpClient, Limits};
+use crate::net::client::{HttpClient, Limits};
 use std::time::Duration;
 
 /// Bounds of one webhook call: 2 s to connect, 5 s in all, 64 KiB of answer.

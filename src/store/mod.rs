@@ -6,8 +6,9 @@
 pub mod admin;
 mod snapshot;
 
-use crate::secrets::{Secret, ct_eq};
+use crate::secrets::ct_eq;
 use crate::security::Action;
+use crate::security::store::{OneTimeToken, SecurityStore, Subscriber, SubscriberKind};
 use crate::storage::writer::AtomicWriter;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -34,90 +35,6 @@ impl Broadcast {
     }
 }
 
-/// A one-time token: good for one publish or play of one stream until it expires.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OneTimeToken {
-    /// The token itself, as the client sends it.
-    pub token_id: Secret<String>,
-    /// The stream it opens.
-    pub stream_id: String,
-    /// Whether it publishes or plays.
-    pub kind: Action,
-    /// Unix seconds after which it is refused.
-    pub expire_date: u64,
-    /// The conference room it is bound to, if any.
-    pub room_id: Option<String>,
-}
-
-/// Which actions a subscriber may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubscriberKind {
-    /// Publish only.
-    Publish,
-    /// Play only.
-    Play,
-    /// Both.
-    PublishPlay,
-}
-
-impl SubscriberKind {
-    /// The kind's name in the API and the store: `publish`, `play` or `publish_play`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SubscriberKind::Publish => "publish",
-            SubscriberKind::Play => "play",
-            SubscriberKind::PublishPlay => "publish_play",
-        }
-    }
-
-    /// The kind named `name` (see [`SubscriberKind::name`]).
-    pub fn from_name(name: &str) -> Option<Self> {
-        [SubscriberKind::Publish, SubscriberKind::Play, SubscriberKind::PublishPlay]
-            .into_iter()
-            .find(|k| k.name() == name)
-    }
-
-    /// Whether this kind covers `action`.
-    pub fn allows(self, action: Action) -> bool {
-        matches!(
-            (self, action),
-            (SubscriberKind::PublishPlay, _)
-                | (SubscriberKind::Publish, Action::Publish)
-                | (SubscriberKind::Play, Action::Play)
-        )
-    }
-}
-
-/// A TOTP subscriber registered for one stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscriber {
-    /// The subscriber's name, as the client sends it.
-    pub subscriber_id: String,
-    /// The stream the subscriber may use.
-    pub stream_id: String,
-    /// The subscriber's TOTP key (decoded from base32).
-    pub secret: Secret<Vec<u8>>,
-    /// What the subscriber may do.
-    pub kind: SubscriberKind,
-    /// The subscriber's own TOTP step in seconds, if not the application's.
-    pub period: Option<u32>,
-    /// Unix seconds until which publishing is blocked.
-    pub blocked_publish_until: u64,
-    /// Unix seconds until which playing is blocked.
-    pub blocked_play_until: u64,
-}
-
-impl Subscriber {
-    /// Whether the subscriber is blocked from `action` at `now` (unix seconds).
-    pub fn blocked(&self, action: Action, now: u64) -> bool {
-        let until = match action {
-            Action::Publish => self.blocked_publish_until,
-            Action::Play => self.blocked_play_until,
-        };
-        now < until
-    }
-}
-
 /// Why the store refused a change or could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -139,20 +56,6 @@ pub enum StoreError {
     /// A store file exists but cannot be read back.
     #[error("{0} cannot be read: {1}")]
     Corrupt(String, String),
-}
-
-/// What the security pipeline asks of an application's datastore.
-pub trait SecurityStore: Send + Sync {
-    /// Whether `stream_id` is registered (acceptOnlyStreamsInDataStore).
-    fn stream_registered(&self, stream_id: &str) -> bool;
-    /// Whether `room_id` is registered (acceptOnlyRoomsInDataStore).
-    fn room_registered(&self, room_id: &str) -> bool;
-    /// The one-time token `token_id`, if it exists and was not consumed.
-    fn one_time_token(&self, token_id: &str) -> Option<OneTimeToken>;
-    /// Consumes `token_id`; true only for the one caller that consumed it.
-    fn consume_one_time_token(&self, token_id: &str) -> bool;
-    /// The subscriber `subscriber_id` of `stream_id`, if registered.
-    fn subscriber(&self, stream_id: &str, subscriber_id: &str) -> Option<Subscriber>;
 }
 
 /// Most records of each kind a [`Datastore`] holds.
@@ -378,6 +281,7 @@ impl SecurityStore for Datastore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::Secret;
 
     fn token(id: &str, expire_date: u64) -> OneTimeToken {
         OneTimeToken {

@@ -7,8 +7,9 @@ use rampart::config::{self, AppSettings};
 use rampart::secrets::Secret;
 use rampart::security::audit::{Audit, Rotation};
 use rampart::security::hash_token::HashTokens;
+use rampart::security::store::{OneTimeToken, SecurityStore};
 use rampart::security::{AccessRequest, Action, Credentials, Decision, Now, Pipeline, Protocol, Step, totp};
-use rampart::store::{Datastore, OneTimeToken, SecurityStore};
+use rampart::store::Datastore;
 use std::sync::Arc;
 
 /// The time every fixture starts at.
