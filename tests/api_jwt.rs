@@ -11,8 +11,9 @@ use common::security::{Fixture, T0, jwt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rampart::config::values::HttpUrl;
 use rampart::net::client::HttpClient;
+use rampart::net::jwks::HttpKeySource;
 use rampart::secrets::Secret;
-use rampart::security::jwks::{ApiJwt, JwksKeys, MIN_FETCH_GAP, REFRESH_EVERY};
+use rampart::security::jwks::{ApiJwt, JwksKeys, KeySource, MIN_FETCH_GAP, REFRESH_EVERY};
 use rampart::security::jwt::Hs256;
 use rampart::security::{Now, Reason};
 use ring::rand::SystemRandom;
@@ -83,7 +84,12 @@ fn timeline() -> Timeline {
 
 fn keys_of(server: &Server) -> JwksKeys {
     let url = HttpUrl(server.url("http", "127.0.0.1", "/jwks.json"));
-    JwksKeys::new(url, HttpClient::new(None).expect("client"))
+    JwksKeys::new(url, source())
+}
+
+/// JWKS documents fetched over HTTP, as the daemon fetches them.
+fn source() -> std::sync::Arc<dyn KeySource> {
+    std::sync::Arc::new(HttpKeySource::new(HttpClient::new(None).expect("client")))
 }
 
 const ZERO: Duration = Duration::ZERO;
@@ -128,7 +134,7 @@ fn hs256_api_tokens() {
 #[tokio::test(flavor = "current_thread")]
 async fn settings_choose_the_check() {
     let f = Fixture::new(&format!("jwtControlEnabled=true\njwtSecretKey={API_SECRET}"), "");
-    let client = HttpClient::new(None).expect("client");
+    let client = source();
     let Some(check @ ApiJwt::Secret(_)) = ApiJwt::from_settings(&f.app, &client) else { panic!("not HS256") };
     let now = timeline().at(ZERO);
     assert_eq!(check.verify(&jwt(API_SECRET, claims()), now).await, Ok(()));

@@ -8,10 +8,11 @@ use super::reply::{Reply, failure, not_found};
 use super::{app_api, headers, panel, server_api, webrtc_api};
 use crate::app::Services;
 use crate::config::{AppSettings, Settings};
+use crate::net::jwks::HttpKeySource;
 use crate::net_limits::Slots;
 use crate::security::audit::AuditEvent;
 use crate::security::ip_filter::{dashboard_allowed, rest_allowed};
-use crate::security::jwks::ApiJwt;
+use crate::security::jwks::{ApiJwt, KeySource};
 use crate::security::jwt::Hs256;
 use crate::security::{Action, Now, Reason};
 use bytes::Bytes;
@@ -80,7 +81,8 @@ impl Http {
         if let Some(check) = cache.1.get(app) {
             return Some(check.clone());
         }
-        let check = Arc::new(ApiJwt::from_settings(settings, &self.services.client)?);
+        let source: Arc<dyn KeySource> = Arc::new(HttpKeySource::new(self.services.client.clone()));
+        let check = Arc::new(ApiJwt::from_settings(settings, &source)?);
         cache.1.insert(app.to_string(), check.clone());
         Some(check)
     }

@@ -1,26 +1,34 @@
 //! Application REST API JWTs (`jwtControlEnabled`): HS256 with `jwtSecretKey`, or, when
 //! `jwksURL` is set, RS256/ES256 with the key the token's `kid` names in that JWKS. The JWKS is
-//! fetched over HTTP(S), cached, refreshed hourly and when an unknown `kid` arrives (at most
-//! once per [`MIN_FETCH_GAP`]); a failed fetch keeps the cached keys.
+//! fetched through a [`KeySource`] (the rim fetches it over HTTP(S)), cached, refreshed hourly
+//! and when an unknown `kid` arrives (at most once per [`MIN_FETCH_GAP`]); a failed fetch keeps
+//! the cached keys.
 
 use super::jwt::{Hs256, check_times, signature_only, undecodable, verify_signature};
 use super::{Now, Reason};
 use crate::config::AppSettings;
 use crate::config::values::HttpUrl;
-use crate::net::client::{HttpClient, Limits};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How often the keys are fetched again.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 /// The least time between two fetches, however many unknown key ids arrive.
 pub const MIN_FETCH_GAP: Duration = Duration::from_secs(30);
-/// Bounds of one JWKS fetch.
-pub const FETCH_LIMITS: Limits =
-    Limits { connect_timeout: Duration::from_secs(2), total_timeout: Duration::from_secs(5), max_body: 256 * 1024 };
+
+/// The future of one JWKS fetch: the document's bytes, or why there are none.
+pub type Fetching<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+
+/// Where JWKS documents come from: the port the keys are fetched through.
+pub trait KeySource: Send + Sync {
+    /// Fetches the JWKS document at `url` within the implementation's bounds.
+    fn fetch<'a>(&'a self, url: &'a HttpUrl) -> Fetching<'a>;
+}
 
 /// How an application checks its REST API JWTs.
 pub enum ApiJwt {
@@ -32,12 +40,12 @@ pub enum ApiJwt {
 
 impl ApiJwt {
     /// The check the settings ask for, or `None` when jwtControlEnabled is off.
-    pub fn from_settings(app: &AppSettings, client: &HttpClient) -> Option<Self> {
+    pub fn from_settings(app: &AppSettings, source: &Arc<dyn KeySource>) -> Option<Self> {
         if !app.jwt_control_enabled {
             return None;
         }
         Some(match &app.jwks_url {
-            Some(url) => ApiJwt::Jwks(JwksKeys::new(url.clone(), client.clone())),
+            Some(url) => ApiJwt::Jwks(JwksKeys::new(url.clone(), source.clone())),
             None => ApiJwt::Secret(Hs256::new(&app.jwt_secret_key)),
         })
     }
@@ -61,14 +69,14 @@ struct Cache {
 /// The keys of a JWKS URL, cached.
 pub struct JwksKeys {
     url: HttpUrl,
-    client: HttpClient,
+    source: Arc<dyn KeySource>,
     cache: Mutex<Cache>,
 }
 
 impl JwksKeys {
     /// Keys to be fetched from `url` when first needed.
-    pub fn new(url: HttpUrl, client: HttpClient) -> Self {
-        JwksKeys { url, client, cache: Mutex::new(Cache::default()) }
+    pub fn new(url: HttpUrl, source: Arc<dyn KeySource>) -> Self {
+        JwksKeys { url, source, cache: Mutex::new(Cache::default()) }
     }
 
     /// Checks `token`'s signature with the key its `kid` names, then `exp` and `nbf` if present.
@@ -108,12 +116,7 @@ impl JwksKeys {
             }
             cache.last_attempt = Some(now);
         }
-        let fetched = self.client.request(http::Method::GET, &self.url.0, None, FETCH_LIMITS).await;
-        let keys = match fetched {
-            Ok(response) if response.status == 200 => parse_jwks(&response.body),
-            Ok(response) => Err(format!("HTTP {}", response.status)),
-            Err(e) => Err(e.to_string()),
-        };
+        let keys = self.source.fetch(&self.url).await.and_then(|body| parse_jwks(&body));
         match keys {
             Ok(keys) => {
                 let mut cache = self.lock();
