@@ -1,6 +1,7 @@
 //! Wiring: binds the listeners the settings ask for, runs the services, and stops them on
 //! shutdown.
 
+use crate::admission::Admission;
 use crate::change_checks;
 use crate::clock::{Clock, SystemClock};
 use crate::config::changes::{self, Applied, ConfigFiles, Target};
@@ -9,6 +10,7 @@ use crate::config::{Invalid, Problem, ServerSettings, Settings};
 use crate::http::server::{self as http_server, Http};
 use crate::media::{Hub, HubLimits};
 use crate::net::client::{HttpClient, TrustError};
+use crate::net::webhook::HttpWebhook;
 use crate::net_limits::{SlotLimits, Slots};
 use crate::rtmp;
 use crate::rtmp::chunks::{GuardLimits, UnadmittedBudget};
@@ -115,6 +117,8 @@ pub struct Services {
     pub started: Instant,
     /// Decides every publish and play.
     pub pipeline: Arc<Pipeline>,
+    /// Admits every publish and play: decides, reserves the session's place, commits.
+    pub admission: Arc<Admission>,
     /// The live streams.
     pub hub: Arc<Hub>,
     /// Live sessions, for revocation.
@@ -244,11 +248,12 @@ pub async fn start(
         gop_cache_bytes: server.gop_cache_bytes as usize,
     };
     let sessions = Arc::new(Sessions::default());
+    let client = HttpClient::new(server.tls_trust_file.as_deref())?;
+    let admission = Arc::new(Admission::new(pipeline.clone(), Arc::new(HttpWebhook::new(client.clone()))));
     let context = Arc::new(rtmp::Context {
-        pipeline: pipeline.clone(),
+        admission: admission.clone(),
         hub: Hub::new(limits),
         sessions: sessions.clone(),
-        client: HttpClient::new(server.tls_trust_file.as_deref())?,
         clock: clock.clone(),
         limits: rtmp::Limits {
             handshake_timeout: server.handshake_timeout.0,
@@ -279,10 +284,11 @@ pub async fn start(
     }
     let services = Arc::new(Services {
         clock,
-        client: context.client.clone(),
+        client,
         admin,
         started: Instant::now(),
         pipeline,
+        admission,
         hub: context.hub.clone(),
         sessions,
         webrtc: WebRtc::new(Network::from_settings(server)),

@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` in the design folder for the map; `main.rs` only parses arguments
 //! and hands over to [`app`].
 
+pub mod admission;
 pub mod app;
 pub mod change_checks;
 pub mod cli;

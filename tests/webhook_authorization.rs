@@ -6,10 +6,13 @@ mod common;
 
 use common::http_server::{Behavior, Event, HUGE, Server, closed_port, json, response, test_cert};
 use common::security::{Fixture, T0};
+use rampart::admission::Admission;
 use rampart::net::client::{HttpClient, Limits};
+use rampart::net::webhook::{HttpWebhook, LIMITS};
 use rampart::security::Action::{Play, Publish};
-use rampart::security::webhook;
+use rampart::security::webhook::Webhook;
 use rampart::security::{AccessRequest, Decision, Protocol, Reason, Step, WebhookPending};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const HOUR: u64 = 3600;
@@ -44,10 +47,10 @@ fn pending(f: &Fixture, request: AccessRequest) -> Box<WebhookPending> {
     }
 }
 
-/// Asks the webhook within `limits` and finishes the decision.
+/// Asks the webhook within `limits`, finishes the decision and commits it.
 async fn ask_and_resume(f: &Fixture, client: &HttpClient, pending: Box<WebhookPending>, limits: Limits) -> Decision {
-    let answer = webhook::ask_within(client, &pending.url, pending.payload(), limits).await;
-    f.pipeline.resume(pending, answer)
+    let answer = HttpWebhook::within(client.clone(), limits).ask(&pending.url, pending.payload()).await;
+    f.commit(f.pipeline.resume(pending, answer))
 }
 
 /// Checks a request whose local checks must pass, then asks the webhook through `client`.
@@ -58,8 +61,8 @@ async fn via(f: &Fixture, client: &HttpClient, request: AccessRequest, limits: L
 /// Decides `request`, asking the webhook whenever the pipeline wants it.
 async fn decide(f: &Fixture, request: AccessRequest) -> Decision {
     match f.pipeline.check(request) {
-        Step::Decided(decision) => decision,
-        Step::AskWebhook(pending) => ask_and_resume(f, &client(), pending, webhook::LIMITS).await,
+        Step::Decided(verdict) => f.commit(verdict),
+        Step::AskWebhook(pending) => ask_and_resume(f, &client(), pending, LIMITS).await,
     }
 }
 
@@ -91,7 +94,7 @@ async fn status_200_allows_and_the_webhook_gets_exactly_the_request_fields() {
     let pending = pending(&f, request);
     assert_eq!(pending.url.to_string(), format!("http://127.0.0.1:{}/auth", server.addr.port()));
 
-    let decision = ask_and_resume(&f, &client(), pending, webhook::LIMITS).await;
+    let decision = ask_and_resume(&f, &client(), pending, LIMITS).await;
     let Decision::Allow(grant) = decision else { panic!("refused: {decision:?}") };
     assert_eq!(grant.admitted_by, vec!["webhook"]);
 
@@ -119,7 +122,7 @@ async fn play_webhook_gets_play_and_the_ipv6_peer() {
     let f = Fixture::new(&play_hook(&server), "");
     let mut request = f.request(Play, "cam2", "", "2001:db8::5");
     request.protocol = Protocol::Whep;
-    let decision = via(&f, &client(), request, webhook::LIMITS).await;
+    let decision = via(&f, &client(), request, LIMITS).await;
     assert_eq!(outcome(decision), Ok(vec!["webhook"]));
     let seen = server.request().await;
     assert_eq!(seen.target, "/play-auth");
@@ -152,15 +155,16 @@ async fn each_webhook_is_asked_only_for_its_action() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn pipeline_decide_asks_the_webhook_itself() {
+async fn the_admission_asks_the_webhook_itself() {
     let mut server = Server::start(ok(), None).await;
     let f = Fixture::new(&publish_hook(&server), "");
-    let decision = f.pipeline.decide(f.request(Publish, "cam1", "", "10.0.0.9"), &client()).await;
+    let admission = Admission::new(f.pipeline.clone(), Arc::new(HttpWebhook::new(client())));
+    let decision = f.commit(admission.decide(f.request(Publish, "cam1", "", "10.0.0.9")).await);
     assert_eq!(outcome(decision), Ok(vec!["webhook"]));
     assert_eq!(server.request().await.json()["clientIp"], "10.0.0.9");
 
     server.set(response("403 Forbidden", "", b"no"));
-    let decision = f.pipeline.decide(f.request(Publish, "cam1", "", "10.0.0.9"), &client()).await;
+    let decision = f.commit(admission.decide(f.request(Publish, "cam1", "", "10.0.0.9")).await);
     assert_eq!(outcome(decision), Err(Reason::WebhookRefused(403)));
     assert_eq!(server.requests(), 2);
 }
@@ -169,7 +173,7 @@ async fn pipeline_decide_asks_the_webhook_itself() {
 async fn status_403_refuses_and_is_audited() {
     let server = Server::start(response("403 Forbidden", "", b"nope"), None).await;
     let f = Fixture::new(&publish_hook(&server), "");
-    let decision = via(&f, &client(), f.request(Publish, "cam1", "", "10.0.0.1"), webhook::LIMITS).await;
+    let decision = via(&f, &client(), f.request(Publish, "cam1", "", "10.0.0.1"), LIMITS).await;
     assert_eq!(outcome(decision), Err(Reason::WebhookRefused(403)));
     assert_eq!(audit_reasons(&f), vec![(false, "webhook refused with HTTP 403".to_string())]);
     let event = &f.pipeline.audit().recent()[0];
@@ -183,7 +187,7 @@ async fn status_403_refuses_and_is_audited() {
 async fn status_500_refuses() {
     let server = Server::start(response("500 Internal Server Error", "", b"boom"), None).await;
     let f = Fixture::new(&publish_hook(&server), "");
-    let decision = via(&f, &client(), f.request(Publish, "cam1", "", "10.0.0.1"), webhook::LIMITS).await;
+    let decision = via(&f, &client(), f.request(Publish, "cam1", "", "10.0.0.1"), LIMITS).await;
     assert_eq!(outcome(decision), Err(Reason::WebhookRefused(500)));
     assert_eq!(audit_reasons(&f), vec![(false, "webhook refused with HTTP 500".to_string())]);
 }
@@ -247,7 +251,7 @@ async fn https_webhook_with_a_trusted_certificate_allows() {
     let trusting = HttpClient::new(Some(cert.pem_file.path())).expect("client with extra trust");
     for host in ["localhost", "127.0.0.1"] {
         let f = Fixture::new(&format!("webhookAuthenticateURL=https://{host}:{}/auth", server.addr.port()), "");
-        let decision = via(&f, &trusting, f.request(Publish, "cam1", "", "10.0.0.1"), webhook::LIMITS).await;
+        let decision = via(&f, &trusting, f.request(Publish, "cam1", "", "10.0.0.1"), LIMITS).await;
         assert_eq!(outcome(decision), Ok(vec!["webhook"]), "{host}");
         assert_eq!(server.request().await.json()["streamId"], "cam1");
     }

@@ -1,12 +1,13 @@
 //! WHEP at `/<App>/whep/<streamId>` and WHIP at `/<App>/whip/<streamId>`: POST an SDP offer
 //! (credentials in the query or `Authorization: Bearer`), get 201 with the SDP answer and the
 //! session's Location; DELETE the Location to end it; OPTIONS answers CORS preflight, so a page
-//! on another origin can use them. Every offer is a play (WHEP) or a publish (WHIP) decided by
-//! the security pipeline.
+//! on another origin can use them. Every offer is a play (WHEP) or a publish (WHIP) admitted
+//! like any other: decided, its session prepared, then its credentials consumed.
 
 use super::reply::{Reply, failure, with_body};
 use super::server::{Call, Http};
-use crate::security::{AccessRequest, Action, Credentials, Decision, Protocol};
+use crate::admission::Refused;
+use crate::security::{AccessRequest, Action, Credentials, Protocol};
 use crate::webrtc::{GrantWatch, WebRtcError};
 use http::{HeaderValue, StatusCode, header};
 
@@ -64,31 +65,31 @@ async fn offer(call: &Call, action: Action, app: &str, stream: &str, http: &Http
         credentials,
         now: http.now(),
     };
-    let grant = match services.pipeline.decide(request, &services.client).await {
-        Decision::Allow(grant) => grant,
-        Decision::Deny(_) => return failure(StatusCode::FORBIDDEN, "access denied"),
+    let (webrtc, hub, offer) = (&services.webrtc, &services.hub, sdp.to_string());
+    // Made only once the offer is allowed, and started only once its credentials are consumed.
+    let session = async move {
+        match action {
+            Action::Play => webrtc.prepare_play(hub, app, stream, offer, reservation).await,
+            Action::Publish => webrtc.prepare_publish(hub, app, stream, offer, reservation).await,
+        }
+    };
+    let (prepared, grant) = match services.admission.admit(request, session).await {
+        Ok(admitted) => admitted,
+        Err(Refused::Denied(_)) => return failure(StatusCode::FORBIDDEN, "access denied"),
+        Err(Refused::Unavailable(e)) => return refusal(e),
     };
     let ends_at = grant.ends_at(services.clock.as_ref()).filter(|_| services.settings().server.end_sessions_with_grant);
     let grant = GrantWatch { handle: services.sessions.register(app, stream, &grant), ends_at };
-    let offer = sdp.to_string();
-    let answered = match action {
-        Action::Play => services.webrtc.play(&services.hub, app, stream, offer, grant, reservation).await,
-        Action::Publish => services.webrtc.publish(&services.hub, app, stream, offer, grant, reservation).await,
-    };
-    match answered {
-        Ok(answered) => {
-            let mut reply = with_body(StatusCode::CREATED, "application/sdp", answered.sdp);
-            let location = format!("/{app}/{}/{stream}/{}", protocol.as_str(), answered.id);
-            if let Ok(value) = HeaderValue::from_str(&location) {
-                reply.headers_mut().insert(header::LOCATION, value);
-            }
-            if let Some(note) = answered.left_out {
-                reply.headers_mut().insert("x-rampart-audio", HeaderValue::from_static(note));
-            }
-            reply
-        }
-        Err(e) => refusal(e),
+    let answered = webrtc.start(prepared, grant);
+    let mut reply = with_body(StatusCode::CREATED, "application/sdp", answered.sdp);
+    let location = format!("/{app}/{}/{stream}/{}", protocol.as_str(), answered.id);
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        reply.headers_mut().insert(header::LOCATION, value);
     }
+    if let Some(note) = answered.left_out {
+        reply.headers_mut().insert("x-rampart-audio", HeaderValue::from_static(note));
+    }
+    reply
 }
 
 /// The answer to an offer that could not be served.

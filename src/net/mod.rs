@@ -4,3 +4,4 @@
 
 pub mod client;
 pub mod jwks;
+pub mod webhook;

@@ -1,17 +1,17 @@
 //! One RTMP connection. The handshake and the chunk stream go through rml_rtmp; every byte is
 //! first scanned by the [`ChunkGuard`], so a hostile peer is cut off before it can make the
-//! daemon buffer much. A publish or play is decided by the security pipeline before rml_rtmp
-//! accepts it; media goes through the hub, and players get each frame as RTMP chunks serialised
-//! once per frame and shared by all of them.
+//! daemon buffer much. A publish or play is admitted (decided, its hub slot or reader reserved,
+//! its credentials consumed) before rml_rtmp accepts it; media goes through the hub, and players
+//! get each frame as RTMP chunks serialised once per frame and shared by all of them.
 
 use super::chunks::{self, AUDIO_CSID, ChunkGuard, DATA_CSID, GuardError, GuardLimits, UnadmittedBudget, VIDEO_CSID};
 use super::metadata;
+use crate::admission::{Admission, Refused, Reserved};
 use crate::clock::Clock;
 use crate::media::{Frame, Hub, MediaKind, Publisher, PublisherInfo, Reader};
-use crate::net::client::HttpClient;
 use crate::security::audit::AuditEvent;
 use crate::security::sessions::{SessionHandle, Sessions};
-use crate::security::{AccessRequest, Action, Credentials, Decision, Grant, Now, Pipeline, Protocol};
+use crate::security::{AccessRequest, Action, Credentials, Grant, Now, Protocol};
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult};
@@ -36,6 +36,10 @@ const READ_BUFFER: usize = 16 * 1024;
 const SMALL_READ_BUFFER: usize = 2 * 1024;
 /// Most queued frames sent to a player in one write.
 const MAX_FRAMES_PER_WRITE: usize = 32;
+/// Why a publish is refused after its decision: the stream is live already (streamIdInUse).
+const IN_USE: &str = "stream is already being published";
+/// Why a play is refused after its decision.
+const NOT_LIVE: &str = "stream is not live";
 /// Milliseconds of media time audio may wait for the next video frame before it is written.
 const AUDIO_WAIT_MS: u32 = 100;
 
@@ -56,14 +60,12 @@ pub struct Limits {
 
 /// What every connection shares.
 pub struct Context {
-    /// Decides every publish and play.
-    pub pipeline: Arc<Pipeline>,
+    /// Admits every publish and play.
+    pub admission: Arc<Admission>,
     /// Carries the media.
     pub hub: Arc<Hub>,
     /// Live sessions, for revocation.
     pub sessions: Arc<Sessions>,
-    /// Asks webhooks.
-    pub client: HttpClient,
     /// The daemon's clock.
     pub clock: Arc<dyn Clock>,
     /// Bounds of each connection.
@@ -311,41 +313,25 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
             ServerSessionEvent::ConnectionRequested { request_id, .. }
             | ServerSessionEvent::ReleaseStreamRequested { request_id, .. } => self.accept(session, request_id).await,
             ServerSessionEvent::PublishStreamRequested { request_id, app_name, stream_key, .. } => {
-                let Some(admitted) = self.admit(session, request_id, Action::Publish, &app_name, &stream_key).await?
-                else {
-                    return Err(ConnError::Refused("publish not allowed"));
-                };
-                let info = PublisherInfo { peer: self.peer.ip(), protocol: self.protocol.as_str() };
-                match self.ctx.hub.publish(&admitted.app, &admitted.stream, info) {
-                    Ok(publisher) => {
-                        self.accept(session, request_id).await?;
-                        self.role = Role::Publishing(admitted.with(publisher));
-                        Ok(())
-                    }
-                    Err(in_use) => {
-                        log::warn!("{} {}: {in_use}; second publisher refused", self.protocol.as_str(), self.peer);
-                        self.reject(session, request_id, "NetStream.Publish.BadName", "stream already publishing")
-                            .await?;
-                        Err(ConnError::Refused("stream already publishing"))
-                    }
-                }
+                let request = self.request(Action::Publish, &app_name, &stream_key);
+                let (hub, info) =
+                    (self.ctx.hub.clone(), PublisherInfo { peer: self.peer.ip(), protocol: self.protocol.as_str() });
+                let (app, stream) = (request.app.clone(), request.stream_id.clone());
+                let slot = async move { hub.publish(&app, &stream, info).map_err(|_| IN_USE) };
+                let admitted = self.admit(session, request_id, request, slot).await?;
+                self.accept(session, request_id).await?;
+                self.role = Role::Publishing(admitted);
+                Ok(())
             }
             ServerSessionEvent::PlayStreamRequested { request_id, app_name, stream_key, stream_id, .. } => {
-                let Some(admitted) = self.admit(session, request_id, Action::Play, &app_name, &stream_key).await?
-                else {
-                    return Err(ConnError::Refused("play not allowed"));
-                };
-                match self.ctx.hub.subscribe(&admitted.app, &admitted.stream) {
-                    Some(reader) => {
-                        self.accept_play(session, request_id).await?;
-                        self.role = Role::Playing(admitted.with(reader), stream_id);
-                        Ok(())
-                    }
-                    None => {
-                        self.reject(session, request_id, "NetStream.Play.StreamNotFound", "stream is not live").await?;
-                        Err(ConnError::Refused("stream is not live"))
-                    }
-                }
+                let request = self.request(Action::Play, &app_name, &stream_key);
+                let hub = self.ctx.hub.clone();
+                let (app, stream) = (request.app.clone(), request.stream_id.clone());
+                let reader = async move { hub.subscribe(&app, &stream).ok_or(NOT_LIVE) };
+                let admitted = self.admit(session, request_id, request, reader).await?;
+                self.accept_play(session, request_id).await?;
+                self.role = Role::Playing(admitted, stream_id);
+                Ok(())
             }
             ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
                 self.publish(Frame::new(MediaKind::Video, timestamp.value, data));
@@ -372,22 +358,11 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
         }
     }
 
-    /// Decides a publish or play; on refusal answers the client with a generic error.
-    async fn admit(
-        &mut self,
-        session: &mut ServerSession,
-        request_id: u32,
-        action: Action,
-        app_name: &str,
-        stream_key: &str,
-    ) -> Result<Option<Admitted>, ConnError> {
-        if !matches!(self.role, Role::Idle) {
-            self.reject(session, request_id, "NetStream.Failed", "one stream per connection").await?;
-            return Ok(None);
-        }
+    /// The request a publish or play of `stream_key` on `app_name` makes.
+    fn request(&self, action: Action, app_name: &str, stream_key: &str) -> AccessRequest {
         let (app, app_query) = split_query(app_name);
         let (stream, stream_query) = split_query(stream_key);
-        let request = AccessRequest {
+        AccessRequest {
             action,
             protocol: self.protocol,
             app: app.to_string(),
@@ -397,24 +372,46 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
             // The stream name's query first: a credential given twice takes its value from there.
             credentials: Credentials::from_query(&format!("{stream_query}&{app_query}")),
             now: Now::from_clock(self.ctx.clock.as_ref()),
-        };
-        match self.ctx.pipeline.decide(request, &self.ctx.client).await {
-            Decision::Allow(grant) => Ok(Some(self.admitted(action, app, stream, &grant))),
-            Decision::Deny(_) => {
-                let code = match action {
-                    Action::Publish => "NetStream.Publish.Unauthorized",
-                    Action::Play => "NetStream.Play.Failed",
-                };
-                self.reject(session, request_id, code, "access denied").await?;
-                Ok(None)
-            }
         }
     }
 
-    fn admitted(&self, action: Action, app: &str, stream: &str, grant: &Grant) -> Admitted {
+    /// Admits a publish or play whose session is `side` (reserved only once the request is
+    /// allowed); on refusal answers the client (generically when access is denied) and fails.
+    async fn admit<T: Reserved>(
+        &mut self,
+        session: &mut ServerSession,
+        request_id: u32,
+        request: AccessRequest,
+        side: impl Future<Output = Result<T, &'static str>>,
+    ) -> Result<Session<T>, ConnError> {
+        let action = request.action;
+        if !matches!(self.role, Role::Idle) {
+            self.reject(session, request_id, "NetStream.Failed", "one stream per connection").await?;
+            return Err(ConnError::Refused("one stream per connection"));
+        }
+        let (app, stream) = (request.app.clone(), request.stream_id.clone());
+        let (code, text) = match self.ctx.admission.admit(request, side).await {
+            Ok((side, grant)) => return Ok(self.admitted(side, action, app, stream, &grant)),
+            Err(Refused::Denied(_)) => match action {
+                Action::Publish => ("NetStream.Publish.Unauthorized", "access denied"),
+                Action::Play => ("NetStream.Play.Failed", "access denied"),
+            },
+            Err(Refused::Unavailable(why)) => {
+                log::info!("{} {}: {app}/{stream}: {why}", self.protocol.as_str(), self.peer);
+                match action {
+                    Action::Publish => ("NetStream.Publish.BadName", why),
+                    Action::Play => ("NetStream.Play.StreamNotFound", why),
+                }
+            }
+        };
+        self.reject(session, request_id, code, text).await?;
+        Err(ConnError::Refused(text))
+    }
+
+    fn admitted<T>(&self, side: T, action: Action, app: String, stream: String, grant: &Grant) -> Session<T> {
         let grant_end = grant.ends_at(self.ctx.clock.as_ref()).filter(|_| self.ctx.limits.end_sessions_with_grant);
-        let handle = self.ctx.sessions.register(app, stream, grant);
-        Admitted { action, app: app.to_string(), stream: stream.to_string(), grant_end, handle }
+        let handle = self.ctx.sessions.register(&app, &stream, grant);
+        Session { side, action, app, stream, grant_end, handle }
     }
 
     fn publish(&self, frame: Frame) {
@@ -496,7 +493,7 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
             Role::Playing(s, _) => (s.action, s.app.clone(), s.stream.clone()),
             Role::Idle => return ConnError::Ended(why),
         };
-        self.ctx.pipeline.audit().record(AuditEvent {
+        self.ctx.admission.pipeline().audit().record(AuditEvent {
             time: self.ctx.clock.unix_secs(),
             action: action.as_str(),
             protocol: self.protocol.as_str(),
@@ -585,28 +582,6 @@ impl Pending {
     fn clear(&mut self) {
         self.wires.clear();
         self.since = None;
-    }
-}
-
-/// An admission waiting for its publisher or reader.
-struct Admitted {
-    action: Action,
-    app: String,
-    stream: String,
-    grant_end: Option<Instant>,
-    handle: SessionHandle,
-}
-
-impl Admitted {
-    fn with<T>(self, side: T) -> Session<T> {
-        Session {
-            side,
-            action: self.action,
-            app: self.app,
-            stream: self.stream,
-            grant_end: self.grant_end,
-            handle: self.handle,
-        }
     }
 }
 

@@ -1,7 +1,11 @@
 //! The security pipeline: every publish and play, on every protocol, becomes one
 //! [`AccessRequest`] that [`Pipeline::check`] decides. The pipeline is pure logic (time comes in
-//! the request); the webhook is its only I/O, run by the caller between [`Pipeline::check`] and
-//! [`Pipeline::resume`] (or all in one by [`Pipeline::decide`]).
+//! the request) and does no I/O: what it needs from outside comes through ports it defines (the
+//! [`webhook::Webhook`], the [`jwks::KeySource`], the [`store::SecurityStore`]), and the
+//! admission (`crate::admission`) drives it: [`Pipeline::check`], the webhook, then
+//! [`Pipeline::resume`]; an allowed request is a [`CommitPlan`] that uses no credential up until
+//! the session holds its place and [`Pipeline::commit`] consumes them (or
+//! [`Pipeline::withdraw`] leaves them unused).
 //!
 //! Checks run in a fixed order, and every enabled one must pass: lockout, CIDR, registered
 //! stream or room, one-time token, hash token, TOTP, stream JWT, then the webhook, asked only
@@ -23,7 +27,7 @@ pub mod totp_throttle;
 pub mod webhook;
 
 pub use credentials::Credentials;
-pub use pipeline::{Pipeline, WebhookPending};
+pub use pipeline::{CommitPlan, Pipeline, WebhookPending};
 
 use crate::clock::Clock;
 use crate::secrets::Secret;
@@ -237,6 +241,10 @@ pub enum Reason {
     /// The webhook could not be asked (fail closed).
     #[error("webhook failed: {0}")]
     WebhookFailed(String),
+    /// Allowed, but the session could not start (stream in use or not live, no place, no
+    /// port, an offer that cannot be answered): no credential was used.
+    #[error("not started: {0}")]
+    NotStarted(String),
 }
 
 /// How far ahead a grant's expiry still ends its session: 100 years, in seconds.
@@ -276,7 +284,7 @@ impl Grant {
     }
 }
 
-/// The outcome of a request.
+/// The outcome of a request, once committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Admitted, on these grounds.
@@ -285,11 +293,20 @@ pub enum Decision {
     Deny(Reason),
 }
 
-/// What [`Pipeline::check`] returns: a decision, or the webhook to ask before one.
+/// What the checks concluded, before any credential is used.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Allowed: to be committed once the session holds its place.
+    Allow(Box<CommitPlan>),
+    /// Refused, for this reason (audited already).
+    Deny(Reason),
+}
+
+/// What [`Pipeline::check`] returns: a verdict, or the webhook to ask before one.
 #[derive(Debug)]
 pub enum Step {
     /// Decided.
-    Decided(Decision),
+    Decided(Verdict),
     /// Every local check passed; ask the webhook, then [`Pipeline::resume`].
     AskWebhook(Box<WebhookPending>),
 }

@@ -1,5 +1,7 @@
 //! The pipeline itself: per-application policies compiled once from the settings, and the
-//! state shared by all of them (lockout table, TOTP replay guard, audit trail).
+//! state shared by all of them (lockout table, TOTP replay guard, audit trail). Its checks use
+//! no credential up: an allowed request becomes a [`CommitPlan`] (the one-time token to
+//! consume, the TOTP step to claim) that the admission commits once the session has its place.
 
 use super::audit::{Audit, AuditEvent};
 use super::hash_token::HashTokens;
@@ -8,11 +10,10 @@ use super::lockout::Lockout;
 use super::store::SecurityStore;
 use super::totp::{self, ReplayError, ReplayGuard};
 use super::totp_throttle::{self, TotpThrottle};
-use super::webhook::{self, WebhookAnswer};
-use super::{AccessRequest, Action, Decision, Grant, Reason, Step, ip_filter};
+use super::webhook::WebhookAnswer;
+use super::{AccessRequest, Action, Decision, Grant, Reason, Step, Verdict, ip_filter};
 use crate::config::values::HttpUrl;
 use crate::config::{AppSettings, Settings};
-use crate::net::client::HttpClient;
 use crate::secrets::Secret;
 use ring::hmac;
 use std::collections::HashMap;
@@ -93,7 +94,7 @@ impl AppPolicy {
     }
 }
 
-/// A TOTP step accepted by the local checks, claimed only when the whole decision allows.
+/// A TOTP step accepted by the local checks, claimed only when the admission commits.
 #[derive(Debug)]
 struct TotpClaim {
     subscriber_id: String,
@@ -101,12 +102,28 @@ struct TotpClaim {
     period: u64,
 }
 
-/// A request whose local checks passed and that waits for the webhook's answer.
-#[derive(Debug)]
-pub struct WebhookPending {
+/// What the local checks allowed, to be carried on to the webhook or the commit.
+struct Allowed {
     request: AccessRequest,
     grant: Grant,
     totp: Option<TotpClaim>,
+    store: Arc<dyn SecurityStore>,
+}
+
+impl std::fmt::Debug for Allowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Allowed")
+            .field("request", &self.request)
+            .field("grant", &self.grant)
+            .field("totp", &self.totp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request whose local checks passed and that waits for the webhook's answer.
+#[derive(Debug)]
+pub struct WebhookPending {
+    allowed: Allowed,
     /// The webhook to ask.
     pub url: HttpUrl,
 }
@@ -114,7 +131,7 @@ pub struct WebhookPending {
 impl WebhookPending {
     /// The JSON body the webhook receives.
     pub fn payload(&self) -> Vec<u8> {
-        let r = &self.request;
+        let r = &self.allowed.request;
         let body = serde_json::json!({
             "streamId": r.stream_id,
             "action": r.action.as_str(),
@@ -123,6 +140,35 @@ impl WebhookPending {
             "protocol": r.protocol.as_str(),
         });
         body.to_string().into_bytes()
+    }
+}
+
+/// An allowed request, not yet admitted: what its commit uses up. Nothing is consumed and
+/// nothing is audited until [`Pipeline::commit`] or [`Pipeline::withdraw`] takes it.
+#[derive(Debug)]
+pub struct CommitPlan {
+    allowed: Allowed,
+}
+
+impl CommitPlan {
+    /// The request allowed.
+    pub fn request(&self) -> &AccessRequest {
+        &self.allowed.request
+    }
+
+    /// What the admission will rest on.
+    pub fn grant(&self) -> &Grant {
+        &self.allowed.grant
+    }
+
+    /// The one-time token the commit consumes, if one admitted the request.
+    pub fn one_time_token(&self) -> Option<&Secret<String>> {
+        self.allowed.grant.one_time_token.as_ref()
+    }
+
+    /// The TOTP subscriber and code step the commit claims, if TOTP admitted the request.
+    pub fn totp_step(&self) -> Option<(&str, u64)> {
+        self.allowed.totp.as_ref().map(|claim| (claim.subscriber_id.as_str(), claim.step))
     }
 }
 
@@ -190,54 +236,87 @@ impl Pipeline {
         &self.audit
     }
 
-    /// Runs the local checks; asks for the webhook when one is set and they all passed.
+    /// Runs the local checks; asks for the webhook when one is set and they all passed. A
+    /// refusal is audited now; an allowance waits for its commit.
     pub fn check(&self, request: AccessRequest) -> Step {
         if lock(&self.lockout).is_locked(request.peer_ip, request.now.instant) {
             // Not counted as another refusal, so a lockout ends when its time is up.
-            self.record(&request, &Decision::Deny(Reason::LockedOut));
-            return Step::Decided(Decision::Deny(Reason::LockedOut));
+            self.record(&request, Err(&Reason::LockedOut));
+            return Step::Decided(Verdict::Deny(Reason::LockedOut));
         }
         let apps = self.policies();
         let Some(policy) = apps.get(&request.app) else {
-            return Step::Decided(self.conclude(&request, Err(Reason::UnknownApp)));
+            return Step::Decided(Verdict::Deny(self.refuse(&request, Reason::UnknownApp)));
         };
         match self.local_checks(policy, &request) {
-            Err(reason) => Step::Decided(self.conclude(&request, Err(reason))),
-            Ok((grant, totp)) => match policy.webhook(request.action) {
-                Some(url) => Step::AskWebhook(Box::new(WebhookPending { url: url.clone(), request, grant, totp })),
-                None => Step::Decided(self.admit(policy, &request, grant, totp)),
-            },
+            Err(reason) => Step::Decided(Verdict::Deny(self.refuse(&request, reason))),
+            Ok((grant, totp)) => {
+                let allowed = Allowed { request, grant, totp, store: policy.store.clone() };
+                match policy.webhook(allowed.request.action) {
+                    Some(url) => Step::AskWebhook(Box::new(WebhookPending { url: url.clone(), allowed })),
+                    None => Step::Decided(Verdict::Allow(Box::new(CommitPlan { allowed }))),
+                }
+            }
         }
     }
 
-    /// Finishes a request with the webhook's answer: HTTP 200 allows, anything else refuses.
-    pub fn resume(&self, pending: Box<WebhookPending>, answer: WebhookAnswer) -> Decision {
-        let WebhookPending { request, mut grant, totp, .. } = *pending;
+    /// Finishes the checks of a request with the webhook's answer: HTTP 200 allows, anything
+    /// else refuses.
+    pub fn resume(&self, pending: Box<WebhookPending>, answer: WebhookAnswer) -> Verdict {
+        let WebhookPending { mut allowed, .. } = *pending;
         let refusal = match answer {
             WebhookAnswer::Status(200) => None,
             WebhookAnswer::Status(status) => Some(Reason::WebhookRefused(status)),
             WebhookAnswer::Failed(why) => Some(Reason::WebhookFailed(why)),
         };
-        let apps = self.policies();
-        match (refusal, apps.get(&request.app)) {
-            (Some(reason), _) => self.conclude(&request, Err(reason)),
-            (None, None) => self.conclude(&request, Err(Reason::UnknownApp)),
-            (None, Some(policy)) => {
-                grant.admitted_by.push("webhook");
-                self.admit(policy, &request, grant, totp)
+        match refusal {
+            Some(reason) => Verdict::Deny(self.refuse(&allowed.request, reason)),
+            None => {
+                allowed.grant.admitted_by.push("webhook");
+                Verdict::Allow(Box::new(CommitPlan { allowed }))
             }
         }
     }
 
-    /// Decides `request` completely, asking the webhook through `client` when one is set.
-    pub async fn decide(&self, request: AccessRequest, client: &HttpClient) -> Decision {
-        match self.check(request) {
-            Step::Decided(decision) => decision,
-            Step::AskWebhook(pending) => {
-                let answer = webhook::ask(client, &pending.url, pending.payload()).await;
-                self.resume(pending, answer)
+    /// Commits an admission whose session holds its place: claims the TOTP step, then consumes
+    /// the one-time token, durably, and allows. Either can lose a race with a concurrent
+    /// request, which then refuses this one (the TOTP step claimed for it is given back).
+    /// Audited either way.
+    pub async fn commit(&self, plan: Box<CommitPlan>) -> Decision {
+        let Allowed { request: r, grant, totp, store } = plan.allowed;
+        let mut claimed = None;
+        if let Some(claim) = &totp {
+            let result = lock(&self.replay).claim(
+                &claim.subscriber_id,
+                &r.stream_id,
+                r.action,
+                claim.step,
+                claim.period,
+                r.now.unix,
+            );
+            match result {
+                Ok(previous) => claimed = Some((claim, previous)),
+                Err(ReplayError::Used) => return self.conclude(&r, Err(Reason::TotpReplayed)),
+                Err(ReplayError::Full) => return self.conclude(&r, Err(Reason::TotpReplayTableFull)),
             }
         }
+        if let Some(token) = &grant.one_time_token {
+            if !store.consume_one_time_token(token.expose()).await {
+                if let Some((claim, previous)) = claimed {
+                    lock(&self.replay).restore(&claim.subscriber_id, &r.stream_id, r.action, previous, claim.period);
+                }
+                return self.conclude(&r, Err(Reason::OneTimeTokenUsed));
+            }
+        }
+        self.conclude(&r, Ok(grant))
+    }
+
+    /// Withdraws an allowed request whose session cannot start (its place could not be had,
+    /// for `why`): nothing is consumed, the refusal is audited, and it counts for no lockout.
+    pub fn withdraw(&self, plan: Box<CommitPlan>, why: String) -> Reason {
+        let reason = Reason::NotStarted(why);
+        self.record(&plan.allowed.request, Err(&reason));
+        reason
     }
 
     /// Every enabled check, in order; the first refusal wins.
@@ -343,59 +422,32 @@ impl Pipeline {
         Ok((grant, totp_claim))
     }
 
-    /// Commits an admission: claims the TOTP step, consumes the one-time token, then allows.
-    /// Either can lose a race with a concurrent request, which then refuses this one.
-    fn admit(&self, policy: &AppPolicy, r: &AccessRequest, grant: Grant, totp: Option<TotpClaim>) -> Decision {
-        let mut claimed = None;
-        if let Some(claim) = &totp {
-            let result = lock(&self.replay).claim(
-                &claim.subscriber_id,
-                &r.stream_id,
-                r.action,
-                claim.step,
-                claim.period,
-                r.now.unix,
-            );
-            match result {
-                Ok(previous) => claimed = Some((claim, previous)),
-                Err(ReplayError::Used) => return self.conclude(r, Err(Reason::TotpReplayed)),
-                Err(ReplayError::Full) => return self.conclude(r, Err(Reason::TotpReplayTableFull)),
-            }
+    /// Records a refusal (audit trail and lockout table); returns its reason.
+    fn refuse(&self, r: &AccessRequest, reason: Reason) -> Reason {
+        if lock(&self.lockout).record_failure(r.peer_ip, r.now.instant) {
+            log::warn!("{} locked out after repeated refusals", ip_filter::canonical(r.peer_ip));
         }
-        if let Some(token) = &grant.one_time_token {
-            if !policy.store.consume_one_time_token(token.expose()) {
-                if let Some((claim, previous)) = claimed {
-                    lock(&self.replay).restore(&claim.subscriber_id, &r.stream_id, r.action, previous, claim.period);
-                }
-                return self.conclude(r, Err(Reason::OneTimeTokenUsed));
-            }
-        }
-        self.conclude(r, Ok(grant))
+        self.record(r, Err(&reason));
+        reason
     }
 
-    /// Records the outcome (audit trail and lockout table) and turns it into a decision.
+    /// Records the outcome of a commit (audit trail and lockout table) as a decision.
     fn conclude(&self, r: &AccessRequest, outcome: Result<Grant, Reason>) -> Decision {
-        let decision = match outcome {
+        match outcome {
             Ok(grant) => {
                 lock(&self.lockout).record_success(r.peer_ip);
+                self.record(r, Ok(&grant));
                 Decision::Allow(grant)
             }
-            Err(reason) => {
-                if lock(&self.lockout).record_failure(r.peer_ip, r.now.instant) {
-                    log::warn!("{} locked out after repeated refusals", ip_filter::canonical(r.peer_ip));
-                }
-                Decision::Deny(reason)
-            }
-        };
-        self.record(r, &decision);
-        decision
+            Err(reason) => Decision::Deny(self.refuse(r, reason)),
+        }
     }
 
-    fn record(&self, r: &AccessRequest, decision: &Decision) {
-        let (allowed, reason) = match decision {
-            Decision::Allow(grant) if grant.admitted_by.is_empty() => (true, "no check enabled".to_string()),
-            Decision::Allow(grant) => (true, format!("admitted by {}", grant.admitted_by.join(", "))),
-            Decision::Deny(reason) => (false, reason.to_string()),
+    fn record(&self, r: &AccessRequest, outcome: Result<&Grant, &Reason>) {
+        let (allowed, reason) = match outcome {
+            Ok(grant) if grant.admitted_by.is_empty() => (true, "no check enabled".to_string()),
+            Ok(grant) => (true, format!("admitted by {}", grant.admitted_by.join(", "))),
+            Err(reason) => (false, reason.to_string()),
         };
         self.audit.record(AuditEvent {
             time: r.now.unix,
@@ -422,4 +474,168 @@ fn app_totp_key(secret: &Secret<String>) -> Option<hmac::Key> {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline's checks and commits, without a runtime: the store's futures are ready at
+    //! once, and each is polled once.
+
+    use super::*;
+    use crate::security::store::{OneTimeToken, Subscriber};
+    use crate::security::{Credentials, Now, Protocol, Verdict};
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Instant;
+
+    const T0: u64 = 1_800_000_000;
+
+    /// One-time tokens in memory; `lose` makes every consume lose its race.
+    #[derive(Default)]
+    struct Tokens {
+        tokens: Mutex<HashMap<String, OneTimeToken>>,
+        lose: bool,
+    }
+
+    impl Tokens {
+        fn with(ids: &[&str], lose: bool) -> Arc<Self> {
+            let token = |id: &str| OneTimeToken {
+                token_id: Secret::new(id.to_string()),
+                stream_id: "s1".into(),
+                kind: Action::Publish,
+                expire_date: T0 + 3600,
+                room_id: None,
+            };
+            let tokens = ids.iter().map(|id| (id.to_string(), token(id))).collect();
+            Arc::new(Tokens { tokens: Mutex::new(tokens), lose })
+        }
+
+        fn has(&self, id: &str) -> bool {
+            lock(&self.tokens).contains_key(id)
+        }
+    }
+
+    impl SecurityStore for Tokens {
+        fn stream_registered(&self, _: &str) -> bool {
+            false
+        }
+        fn room_registered(&self, _: &str) -> bool {
+            false
+        }
+        fn one_time_token(&self, token_id: &str) -> Option<OneTimeToken> {
+            lock(&self.tokens).get(token_id).cloned()
+        }
+        fn consume_one_time_token(
+            &self,
+            token_id: &str,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+            let consumed = !self.lose && lock(&self.tokens).remove(token_id).is_some();
+            Box::pin(std::future::ready(consumed))
+        }
+        fn subscriber(&self, _: &str, _: &str) -> Option<Subscriber> {
+            None
+        }
+    }
+
+    /// A pipeline for LiveApp with one-time tokens and (unregistered) TOTP on for publishing.
+    fn pipeline(store: Arc<Tokens>) -> Pipeline {
+        let mut settings = crate::config::load(None).expect("defaults").settings;
+        let app = settings.apps.get_mut(crate::config::DEFAULT_APP).expect("LiveApp");
+        app.publish_token_control_enabled = true;
+        app.enable_time_token_for_publish = true;
+        app.time_token_secret_for_publish = Secret::new("totp-secret".into());
+        let store: Arc<dyn SecurityStore> = store;
+        Pipeline::new(&settings, |_| store.clone(), Arc::new(Audit::in_memory()))
+    }
+
+    fn request(token: &str, subscriber: &str) -> AccessRequest {
+        let key = totp::derived_key(&totp::app_key(b"totp-secret"), subscriber, "s1", Action::Publish);
+        let code = totp::code_at(&key, T0, 60);
+        AccessRequest {
+            action: Action::Publish,
+            protocol: Protocol::Rtmp,
+            app: "LiveApp".into(),
+            stream_id: "s1".into(),
+            room_id: None,
+            peer_ip: "10.0.0.1".parse().expect("ip"),
+            credentials: Credentials::from_query(&format!(
+                "token={token}&subscriberId={subscriber}&subscriberCode={code}"
+            )),
+            now: Now { unix: T0, instant: Instant::now() },
+        }
+    }
+
+    fn plan(pipeline: &Pipeline, request: AccessRequest) -> Box<CommitPlan> {
+        match pipeline.check(request) {
+            Step::Decided(Verdict::Allow(plan)) => plan,
+            other => panic!("not allowed: {other:?}"),
+        }
+    }
+
+    fn commit(pipeline: &Pipeline, plan: Box<CommitPlan>) -> Decision {
+        match std::pin::pin!(pipeline.commit(plan)).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(decision) => decision,
+            Poll::Pending => panic!("the commit waited on a ready store"),
+        }
+    }
+
+    fn audited(pipeline: &Pipeline) -> Vec<(bool, String)> {
+        pipeline.audit().recent().into_iter().map(|e| (e.allowed, e.reason)).collect()
+    }
+
+    #[test]
+    fn checks_use_no_credential_and_the_commit_consumes_them() {
+        let store = Tokens::with(&["t1"], false);
+        let pipeline = pipeline(store.clone());
+        let plan = plan(&pipeline, request("t1", "cam"));
+        assert_eq!(plan.one_time_token().map(|t| t.expose().as_str()), Some("t1"));
+        assert_eq!(plan.totp_step(), Some(("cam", T0 / 60)));
+        assert!(store.has("t1"), "the check consumed the token");
+        assert!(audited(&pipeline).is_empty(), "audited before the commit");
+
+        let Decision::Allow(grant) = commit(&pipeline, plan) else { panic!("commit refused") };
+        assert_eq!(grant.admitted_by, vec!["one-time token", "TOTP"]);
+        assert!(!store.has("t1"));
+        assert_eq!(audited(&pipeline), vec![(true, "admitted by one-time token, TOTP".to_string())]);
+        assert!(matches!(
+            pipeline.check(request("t1", "cam")),
+            Step::Decided(Verdict::Deny(Reason::OneTimeTokenUnknown))
+        ));
+    }
+
+    #[test]
+    fn a_withdrawn_allowance_leaves_its_token_and_totp_step_and_is_audited() {
+        let store = Tokens::with(&["t1"], false);
+        let pipeline = pipeline(store.clone());
+        let withdrawn = pipeline.withdraw(plan(&pipeline, request("t1", "cam")), "stream is not live".into());
+        assert_eq!(withdrawn, Reason::NotStarted("stream is not live".into()));
+        assert!(store.has("t1"));
+        assert_eq!(audited(&pipeline), vec![(false, "not started: stream is not live".to_string())]);
+
+        let again = plan(&pipeline, request("t1", "cam"));
+        assert!(matches!(commit(&pipeline, again), Decision::Allow(_)), "the same token and code work");
+    }
+
+    #[test]
+    fn a_commit_that_loses_its_token_gives_its_totp_step_back() {
+        let store = Tokens::with(&["t1", "t2"], false);
+        let pipeline = pipeline(store.clone());
+        let (first, second) = (plan(&pipeline, request("t1", "a")), plan(&pipeline, request("t1", "b")));
+        assert!(matches!(commit(&pipeline, first), Decision::Allow(_)));
+        assert_eq!(commit(&pipeline, second), Decision::Deny(Reason::OneTimeTokenUsed));
+        let b_again = plan(&pipeline, request("t2", "b"));
+        assert!(matches!(commit(&pipeline, b_again), Decision::Allow(_)), "b's TOTP step was given back");
+
+        let losing = Tokens::with(&["t1"], true);
+        let pipeline = self::pipeline(losing.clone());
+        assert_eq!(commit(&pipeline, plan(&pipeline, request("t1", "a"))), Decision::Deny(Reason::OneTimeTokenUsed));
+        let Step::Decided(Verdict::Allow(_)) = pipeline.check(request("t1", "a")) else {
+            panic!("the TOTP step of a lost commit stays claimed")
+        };
+        assert_eq!(
+            audited(&pipeline),
+            vec![(false, "one-time token already used".to_string())],
+            "a lost commit is audited with its reason"
+        );
+    }
 }

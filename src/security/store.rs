@@ -1,6 +1,7 @@
 //! What the security pipeline reads from an application's datastore, as a port: the records it
 //! decides on (one-time tokens, TOTP subscribers) and the trait the datastore implements
-//! ([`crate::store`]). The pipeline only reads; consuming a token is the admission's commit.
+//! (`store/`). The checks only read; consuming a token is the commit of an admission, once
+//! the session it admits has its place.
 
 use super::Action;
 use crate::secrets::Secret;
@@ -97,8 +98,12 @@ pub trait SecurityStore: Send + Sync {
     fn room_registered(&self, room_id: &str) -> bool;
     /// The one-time token `token_id`, if it exists and was not consumed.
     fn one_time_token(&self, token_id: &str) -> Option<OneTimeToken>;
-    /// Consumes `token_id`; true only for the one caller that consumed it.
-    fn consume_one_time_token(&self, token_id: &str) -> bool;
+    /// Consumes `token_id`, durably; true only for the one caller that consumed it, and only
+    /// once a power cut can no longer bring it back.
+    fn consume_one_time_token(
+        &self,
+        token_id: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
     /// The subscriber `subscriber_id` of `stream_id`, if registered.
     fn subscriber(&self, stream_id: &str, subscriber_id: &str) -> Option<Subscriber>;
 }

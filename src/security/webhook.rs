@@ -1,14 +1,11 @@
-//! Webhook authorization: POST `{"streamId", "action", "clientIp", "appName", "protocol"}` as
-//! JSON; HTTP 200 allows, anything else refuses. A webhook that cannot be reached, is too slow
-//! or answers too much refuses too (fail closed).
+//! Webhook authorization, as a port: the pipeline hands over the URL and the JSON payload
+//! `{"streamId", "action", "clientIp", "appName", "protocol"}`; HTTP 200 allows, anything else
+//! refuses. A webhook that cannot be reached, is too slow or answers too much refuses too
+//! (fail closed). The rim asks it over HTTP ([`Webhook`] is implemented in `net/`).
 
 use crate::config::values::HttpUrl;
-use crate::net::client::{HttpClient, Limits};
-use std::time::Duration;
-
-/// Bounds of one webhook call: 2 s to connect, 5 s in all, 64 KiB of answer.
-pub const LIMITS: Limits =
-    Limits { connect_timeout: Duration::from_secs(2), total_timeout: Duration::from_secs(5), max_body: 64 * 1024 };
+use std::future::Future;
+use std::pin::Pin;
 
 /// What the webhook said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,16 +16,11 @@ pub enum WebhookAnswer {
     Failed(String),
 }
 
-/// Asks the webhook at `url` with `payload`, within `LIMITS`.
-pub async fn ask(client: &HttpClient, url: &HttpUrl, payload: Vec<u8>) -> WebhookAnswer {
-    ask_within(client, url, payload, LIMITS).await
-}
+/// The future of one webhook call.
+pub type Asking<'a> = Pin<Box<dyn Future<Output = WebhookAnswer> + Send + 'a>>;
 
-/// Asks the webhook within other limits (tests use short ones).
-pub async fn ask_within(client: &HttpClient, url: &HttpUrl, payload: Vec<u8>, limits: Limits) -> WebhookAnswer {
-    let body = Some(("application/json", bytes::Bytes::from(payload)));
-    match client.request(http::Method::POST, &url.0, body, limits).await {
-        Ok(response) => WebhookAnswer::Status(response.status),
-        Err(e) => WebhookAnswer::Failed(e.to_string()),
-    }
+/// Asks authorization webhooks: the port the admission asks through.
+pub trait Webhook: Send + Sync {
+    /// POSTs `payload` (JSON) to `url` within the implementation's bounds, and says what came back.
+    fn ask<'a>(&'a self, url: &'a HttpUrl, payload: Vec<u8>) -> Asking<'a>;
 }

@@ -11,7 +11,9 @@ use crate::security::Action;
 use crate::security::store::{OneTimeToken, SecurityStore, Subscriber, SubscriberKind};
 use crate::storage::writer::AtomicWriter;
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 
 /// A registered stream, with the fields of Ant Media Server's Broadcast object that rampart
@@ -249,6 +251,19 @@ fn bounded(len: usize, what: &'static str) -> Result<(), StoreError> {
     if len >= STORE_LIMIT { Err(StoreError::Full(STORE_LIMIT, what)) } else { Ok(()) }
 }
 
+impl Datastore {
+    /// Consumes `token_id` at once, on the calling thread; true only for the one caller that
+    /// consumed it.
+    pub fn consume_one_time_token_now(&self, token_id: &str) -> bool {
+        // Consumed only when that is durable: a token that might work again after a power cut
+        // must not admit anyone now.
+        self.change(|r| Ok(r.tokens.remove(token_id).is_some())).unwrap_or_else(|e| {
+            log::error!("one-time token not consumed, the datastore cannot be written: {e}");
+            false
+        })
+    }
+}
+
 impl SecurityStore for Datastore {
     fn stream_registered(&self, stream_id: &str) -> bool {
         self.lock().broadcasts.contains_key(stream_id)
@@ -264,13 +279,8 @@ impl SecurityStore for Datastore {
         ct_eq(token.token_id.expose().as_bytes(), token_id.as_bytes()).then(|| token.clone())
     }
 
-    fn consume_one_time_token(&self, token_id: &str) -> bool {
-        // Consumed only when that is durable: a token that might work again after a power cut
-        // must not admit anyone now.
-        self.change(|r| Ok(r.tokens.remove(token_id).is_some())).unwrap_or_else(|e| {
-            log::error!("one-time token not consumed, the datastore cannot be written: {e}");
-            false
-        })
+    fn consume_one_time_token(&self, token_id: &str) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(std::future::ready(self.consume_one_time_token_now(token_id)))
     }
 
     fn subscriber(&self, stream_id: &str, subscriber_id: &str) -> Option<Subscriber> {
@@ -298,8 +308,8 @@ mod tests {
         let store = Datastore::in_memory();
         store.add_token(token("t1", 100), 0).unwrap();
         assert!(store.one_time_token("t1").is_some());
-        assert!(store.consume_one_time_token("t1"));
-        assert!(!store.consume_one_time_token("t1"));
+        assert!(store.consume_one_time_token_now("t1"));
+        assert!(!store.consume_one_time_token_now("t1"));
         assert!(store.one_time_token("t1").is_none());
     }
 
@@ -334,7 +344,7 @@ mod tests {
             blocked_play_until: 50,
         };
         store.put_subscriber(subscriber.clone()).unwrap();
-        assert!(store.consume_one_time_token("used"));
+        assert!(store.consume_one_time_token_now("used"));
         drop(store);
 
         let reopened = Datastore::open(dir.path(), "LiveApp", 30).unwrap();
@@ -359,7 +369,7 @@ mod tests {
         std::fs::remove_dir_all(&data).unwrap();
         assert!(matches!(store.add_broadcast(Broadcast::new("cam", 0)), Err(StoreError::Io(_))));
         assert!(!store.stream_registered("cam"));
-        assert!(!store.consume_one_time_token("t1"), "not consumed when that cannot be made durable");
+        assert!(!store.consume_one_time_token_now("t1"), "not consumed when that cannot be made durable");
         assert!(store.one_time_token("t1").is_some());
     }
 

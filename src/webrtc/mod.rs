@@ -1,12 +1,17 @@
 //! WebRTC: WHEP playback of live streams to browsers and WHIP ingest from them, with the
 //! `webrtc` crate on the daemon's runtime. This module keeps the sessions (each ends on DELETE,
 //! when its peer goes away, when its stream ends, or when the grant that admitted it ends) and
-//! builds their peer connections; [`whep`] and [`whip`] move the media.
+//! builds their peer connections; [`whep`] and [`whip`] move the media. A session is made in
+//! two steps, so that no credential is used for one that cannot start: prepared (everything
+//! that can fail: the live check or the publisher slot, the port, the offer and its answer),
+//! then, once the admission committed, started ([`WebRtc::start`]); a prepared session whose
+//! commit fails is released ([`Reserved::release`]).
 
 pub mod avc;
 pub mod whep;
 pub mod whip;
 
+use crate::admission::Reserved;
 use crate::config::ServerSettings;
 use crate::net_limits::{Refusal, Slot, SlotLimits, Slots};
 use crate::secrets::random_token;
@@ -28,6 +33,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -157,6 +163,22 @@ impl Drop for Reservation {
 
 fn lock_apps(per_app: &Mutex<HashMap<String, usize>>) -> MutexGuard<'_, HashMap<String, usize>> {
     per_app.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A session whose answer is made, waiting for its admission's commit to start; its place,
+/// its peer connection and its media (reader or publisher slot) are held meanwhile.
+pub struct Prepared {
+    pc: Arc<dyn PeerConnection>,
+    events: Arc<Events>,
+    media: Pin<Box<dyn Future<Output = &'static str> + Send>>,
+    reservation: Reservation,
+    answered: Answered,
+}
+
+impl Reserved for Prepared {
+    async fn release(self) {
+        let _ = self.pc.close().await;
+    }
 }
 
 /// A peer connection whose answer is made.
@@ -304,20 +326,31 @@ impl WebRtc {
         }
     }
 
-    /// Keeps session `pc`, in the place `reservation` holds, until `media` ends, DELETE, the
-    /// peer leaves or the grant ends.
-    fn keep(
-        self: &Arc<Self>,
-        pc: Arc<dyn PeerConnection>,
-        events: Arc<Events>,
-        grant: GrantWatch,
+    /// A prepared session of `negotiated`, in the place `reservation` holds, answered with
+    /// `left_out` noted, whose media `media` makes once the peer connects; closed if it cannot
+    /// be named.
+    async fn prepared<M: Future<Output = &'static str> + Send + 'static>(
+        negotiated: Negotiated,
+        media: impl FnOnce(mpsc::Receiver<()>) -> M,
         reservation: Reservation,
-        media: impl Future<Output = &'static str> + Send + 'static,
-    ) -> Option<String> {
-        let id = random_token(16)?;
+        left_out: Option<&'static str>,
+    ) -> Result<Prepared, WebRtcError> {
+        let Negotiated { pc, events, connected, sdp, .. } = negotiated;
+        let Some(id) = random_token(16) else {
+            let _ = pc.close().await;
+            return Err(offer_error("no randomness for the session id"));
+        };
+        let answered = Answered { sdp, id, left_out };
+        Ok(Prepared { pc, events, media: Box::pin(media(connected)), reservation, answered })
+    }
+
+    /// Starts a prepared session, admitted on `grant`: it runs until its media ends, DELETE,
+    /// the peer leaves or the grant ends. Returns its answer.
+    pub fn start(self: &Arc<Self>, prepared: Prepared, grant: GrantWatch) -> Answered {
+        let Prepared { pc, events, media, reservation, answered } = prepared;
         let end = Arc::new(Notify::new());
-        self.lock().insert(id.clone(), end.clone());
-        let (webrtc, session_id) = (self.clone(), id.clone());
+        self.lock().insert(answered.id.clone(), end.clone());
+        let (webrtc, session_id) = (self.clone(), answered.id.clone());
         tokio::spawn(async move {
             let why = tokio::select! {
                 why = media => why,
@@ -332,7 +365,7 @@ impl WebRtc {
             let _ = pc.close().await;
             drop(reservation);
         });
-        Some(id)
+        answered
     }
 }
 

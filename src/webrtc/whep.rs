@@ -4,9 +4,7 @@
 //! Enhanced RTMP). AAC cannot travel in WebRTC; it is left out and the answer says so.
 
 use super::avc::{AvcConfig, annex_b, avc_payload, parse_config};
-use super::{
-    Answered, CONNECT_TIMEOUT, GrantWatch, Reservation, WebRtc, WebRtcError, h264_codec, opus_codec, random_ssrc,
-};
+use super::{CONNECT_TIMEOUT, Prepared, Reservation, WebRtc, WebRtcError, h264_codec, opus_codec, random_ssrc};
 use crate::media::flv::Codec;
 use crate::media::{Frame, Hub, MediaKind, Reader};
 use ::webrtc::media_stream::track_local::TrackLocal;
@@ -25,16 +23,17 @@ use tokio::sync::mpsc;
 const OPUS_FRAME: Duration = Duration::from_millis(20);
 
 impl WebRtc {
-    /// Answers a viewer's `offer` for `app/stream`, and sends the stream until the session ends.
-    pub async fn play(
-        self: &Arc<Self>,
+    /// Prepares the session of a viewer's `offer` for `app/stream`, in the place `reservation`
+    /// holds: a reader of the live stream and the answer. Once started, it sends the stream
+    /// until the session ends.
+    pub async fn prepare_play(
+        &self,
         hub: &Hub,
         app: &str,
         stream: &str,
         offer: String,
-        grant: GrantWatch,
         reservation: Reservation,
-    ) -> Result<Answered, WebRtcError> {
+    ) -> Result<Prepared, WebRtcError> {
         let reader = hub.subscribe(app, stream).ok_or(WebRtcError::NotLive)?;
         let audio = hub.live_streams().into_iter().find(|s| s.app == app && s.stream == stream).and_then(|s| s.audio);
         let opus = audio == Some(Codec::Opus.name());
@@ -62,12 +61,8 @@ impl WebRtc {
             config: None,
             last_video: None,
         };
-        let media = feed.run(reader, negotiated.connected);
-        let id = self
-            .keep(negotiated.pc, negotiated.events, grant, reservation, media)
-            .ok_or_else(|| super::offer_error("no randomness for the session id"))?;
         let left_out = (audio.is_some() && !opus).then_some("left out: AAC cannot be sent over WebRTC");
-        Ok(Answered { sdp: negotiated.sdp, id, left_out })
+        Self::prepared(negotiated, |connected| feed.run(reader, connected), reservation, left_out).await
     }
 }
 

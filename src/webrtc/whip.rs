@@ -5,7 +5,7 @@
 //! milliseconds since the session started, so audio and video share one clock.
 
 use super::avc::{config_record, nal_units};
-use super::{Answered, CONNECT_TIMEOUT, GrantWatch, Reservation, WebRtc, WebRtcError, h264_codec, opus_codec};
+use super::{CONNECT_TIMEOUT, Prepared, Reservation, WebRtc, WebRtcError, h264_codec, opus_codec};
 use crate::media::{Frame, Hub, MediaKind, Publisher, PublisherInfo};
 use ::webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -23,27 +23,24 @@ pub const MAX_ACCESS_UNIT: usize = 4 * 1024 * 1024;
 const OPUS_HEAD: [u8; 19] = *b"OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00";
 
 impl WebRtc {
-    /// Answers a publisher's `offer` for `app/stream`, and feeds the hub until the session ends.
-    pub async fn publish(
-        self: &Arc<Self>,
+    /// Prepares the session of a publisher's `offer` for `app/stream`, in the place
+    /// `reservation` holds: the hub's publisher slot and the answer. Once started, it feeds the
+    /// hub until the session ends.
+    pub async fn prepare_publish(
+        &self,
         hub: &Arc<Hub>,
         app: &str,
         stream: &str,
         offer: String,
-        grant: GrantWatch,
         reservation: Reservation,
-    ) -> Result<Answered, WebRtcError> {
+    ) -> Result<Prepared, WebRtcError> {
         let publisher = hub
             .publish(app, stream, PublisherInfo { peer: reservation.peer(), protocol: "whip" })
             .map_err(|_| WebRtcError::InUse)?;
         let codecs = [(h264_codec(), RtpCodecKind::Video), (opus_codec(), RtpCodecKind::Audio)];
         let negotiated = self.answer(&codecs, &[], offer).await?;
         let tracks = negotiated.events.take_tracks().ok_or_else(|| super::offer_error("tracks taken"))?;
-        let media = ingest(Arc::new(publisher), tracks, negotiated.connected);
-        let id = self
-            .keep(negotiated.pc, negotiated.events, grant, reservation, media)
-            .ok_or_else(|| super::offer_error("no randomness for the session id"))?;
-        Ok(Answered { sdp: negotiated.sdp, id, left_out: None })
+        Self::prepared(negotiated, |connected| ingest(Arc::new(publisher), tracks, connected), reservation, None).await
     }
 }
 

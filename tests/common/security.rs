@@ -8,9 +8,12 @@ use rampart::secrets::Secret;
 use rampart::security::audit::{Audit, Rotation};
 use rampart::security::hash_token::HashTokens;
 use rampart::security::store::{OneTimeToken, SecurityStore};
-use rampart::security::{AccessRequest, Action, Credentials, Decision, Now, Pipeline, Protocol, Step, totp};
+use rampart::security::{AccessRequest, Action, Credentials, Decision, Now, Pipeline, Protocol, Step, Verdict, totp};
 use rampart::store::Datastore;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// The time every fixture starts at.
 pub const T0: u64 = 1_800_000_000;
@@ -18,7 +21,7 @@ pub const T0: u64 = 1_800_000_000;
 pub const STREAM_KEY: &str = "stream-secret-0123456789abcdef0123";
 
 pub struct Fixture {
-    pub pipeline: Pipeline,
+    pub pipeline: Arc<Pipeline>,
     pub store: Arc<Datastore>,
     pub clock: ManualClock,
     pub app: AppSettings,
@@ -33,7 +36,7 @@ impl Fixture {
         let store = Arc::new(Datastore::in_memory());
         let shared: Arc<dyn SecurityStore> = store.clone();
         let audit = Audit::with_file(dir.path(), Rotation { max_bytes: 1 << 20, keep: 1 }).expect("audit file");
-        let pipeline = Pipeline::new(&settings, |_| shared.clone(), Arc::new(audit));
+        let pipeline = Arc::new(Pipeline::new(&settings, |_| shared.clone(), Arc::new(audit)));
         let app = settings.apps["LiveApp"].clone();
         Fixture { pipeline, store, clock: ManualClock::at_unix(T0), app, _dir: dir }
     }
@@ -62,11 +65,19 @@ impl Fixture {
         }
     }
 
-    /// Decides a request that needs no webhook.
+    /// Decides a request that needs no webhook, and commits it when allowed.
     pub fn decide(&self, request: AccessRequest) -> Decision {
         match self.pipeline.check(request) {
-            Step::Decided(decision) => decision,
+            Step::Decided(verdict) => self.commit(verdict),
             Step::AskWebhook(pending) => panic!("unexpected webhook {}", pending.url),
+        }
+    }
+
+    /// Commits `verdict` when it allows, as an admission whose session has its place does.
+    pub fn commit(&self, verdict: Verdict) -> Decision {
+        match verdict {
+            Verdict::Allow(plan) => finish(self.pipeline.commit(plan)),
+            Verdict::Deny(reason) => Decision::Deny(reason),
         }
     }
 
@@ -113,4 +124,19 @@ pub fn jwt(key: &str, claims: serde_json::Value) -> String {
 /// A stream JWT for `stream` and `action` that expires at `exp`.
 pub fn stream_jwt(stream: &str, action: Action, exp: u64) -> String {
     jwt(STREAM_KEY, serde_json::json!({"streamId": stream, "type": action.as_str(), "exp": exp}))
+}
+
+/// Runs `future` to its end on this thread, without a runtime (a commit over a memory store
+/// completes at once); fails the test if it takes more than ten seconds.
+pub fn finish<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        assert!(Instant::now() < deadline, "the future did not finish");
+        std::thread::yield_now();
+    }
 }
