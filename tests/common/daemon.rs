@@ -2,9 +2,13 @@
 //! the datastores and sessions while real clients (ffmpeg) talk to the listeners.
 
 use super::ConfigDir;
+use super::rest::{Answer, Rest};
 use rampart::app::{self, Services};
-use rampart::clock::SystemClock;
+use rampart::clock::{Clock, SystemClock};
 use rampart::config;
+use rampart::secrets::Secret;
+use rampart::security::Action;
+use rampart::security::store::OneTimeToken;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -87,6 +91,32 @@ impl InProcess {
     pub fn api_refused(&self, reason: &str) -> bool {
         let events = self.services.pipeline.audit().recent();
         events.iter().any(|e| e.action == "api" && !e.allowed && e.reason.contains(reason))
+    }
+
+    /// Adds a one-time token `id` for `kind` on LiveApp's `stream`, good for an hour.
+    pub fn one_time_token(&self, id: &str, stream: &str, kind: Action) -> String {
+        let now = SystemClock.unix_secs();
+        let token = OneTimeToken {
+            token_id: Secret::new(id.into()),
+            stream_id: stream.into(),
+            kind,
+            expire_date: now + 3600,
+            room_id: None,
+        };
+        self.services.stores["LiveApp"].add_token(token, now).expect("room for a token");
+        id.to_string()
+    }
+
+    /// POSTs the SDP `offer` to `path` (`/LiveApp/whep/cam1?token=...`) from 127.0.0.1.
+    pub fn offer(&self, path: &str, offer: &str) -> Answer {
+        Rest::new(self.addr("HTTP")).post_as(path, "application/sdp", offer)
+    }
+
+    /// Waits until `stream` is no longer live.
+    pub fn wait_not_live(&self, stream: &str) {
+        wait_for(&format!("{stream} no longer live"), || {
+            !self.services.hub.live_streams().iter().any(|s| s.stream == stream)
+        });
     }
 
     /// Waits until the audit trail holds an event for `stream` whose reason contains `reason`.

@@ -126,6 +126,13 @@ pub fn stream_jwt(stream: &str, action: Action, exp: u64) -> String {
     jwt(STREAM_KEY, serde_json::json!({"streamId": stream, "type": action.as_str(), "exp": exp}))
 }
 
+/// The TOTP code an unregistered `subscriber` has now for `stream` and `action`, under the
+/// application secret `secret` and a step of `period` seconds.
+pub fn totp_code_now(secret: &str, subscriber: &str, stream: &str, action: Action, period: u64) -> String {
+    let key = totp::derived_key(&totp::app_key(secret.as_bytes()), subscriber, stream, action);
+    totp::code_at(&key, rampart::clock::Clock::unix_secs(&rampart::clock::SystemClock), period)
+}
+
 /// Runs `future` to its end on this thread, without a runtime (a commit over a memory store
 /// completes at once); fails the test if it takes more than ten seconds.
 pub fn finish<F: Future>(future: F) -> F::Output {
