@@ -9,6 +9,7 @@ use crate::media::flv::Codec;
 use crate::media::{Frame, Hub, MediaKind, Reader};
 use ::webrtc::media_stream::track_local::TrackLocal;
 use ::webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use ::webrtc::rtp_transceiver::RtpSender;
 use bytes::Bytes;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
@@ -50,11 +51,13 @@ impl WebRtc {
             false => None,
         };
         let negotiated = self.answer(&codecs, &tracks, offer).await?;
-        let mut payload_types = Vec::new();
-        for sender in &negotiated.senders {
-            let parameters = sender.get_parameters().await.map_err(super::offer_error)?;
-            payload_types.push(parameters.rtp_parameters.codecs.first().map(|c| c.payload_type));
-        }
+        let payload_types = match payload_types(&negotiated.senders).await {
+            Ok(payload_types) => payload_types,
+            Err(e) => {
+                let _ = negotiated.pc.close().await;
+                return Err(e);
+            }
+        };
         let feed = Feed {
             video: video.with_payload_type(payload_types.first().copied().flatten()),
             sound: sound.map(|s| s.with_payload_type(payload_types.get(1).copied().flatten())),
@@ -64,6 +67,16 @@ impl WebRtc {
         let left_out = (audio.is_some() && !opus).then_some("left out: AAC cannot be sent over WebRTC");
         Self::prepared(negotiated, |connected| feed.run(reader, connected), reservation, left_out).await
     }
+}
+
+/// The payload type the answer gave each of `senders`.
+async fn payload_types(senders: &[Arc<dyn RtpSender>]) -> Result<Vec<Option<u8>>, WebRtcError> {
+    let mut payload_types = Vec::new();
+    for sender in senders {
+        let parameters = sender.get_parameters().await.map_err(super::offer_error)?;
+        payload_types.push(parameters.rtp_parameters.codecs.first().map(|c| c.payload_type));
+    }
+    Ok(payload_types)
 }
 
 /// A local track with its SSRC and the payload type the answer gave it.
