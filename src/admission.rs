@@ -7,7 +7,7 @@
 //! unused; a commit that loses a race releases the place too. Both are audited with the reason.
 
 use crate::security::webhook::Webhook;
-use crate::security::{AccessRequest, Decision, Grant, Pipeline, Reason, Step, Verdict};
+use crate::security::{AccessRequest, CommitPlan, Decision, Grant, Pipeline, Reason, Step, Verdict};
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +37,30 @@ pub enum Refused<E> {
     /// Allowed, but its session could not be reserved, for this reason of the caller's.
     #[error("not started: {0}")]
     Unavailable(E),
+}
+
+/// Why a request whose place was being reserved did not start when its caller dropped it.
+const ABANDONED: &str = "abandoned while its session was being prepared";
+
+/// A plan waiting for its place: withdrawn (and so audited) if dropped before it is had.
+struct Waiting<'a> {
+    pipeline: &'a Pipeline,
+    plan: Option<Box<CommitPlan>>,
+}
+
+impl Waiting<'_> {
+    /// The plan, no longer withdrawn on drop.
+    fn into_plan(mut self) -> Option<Box<CommitPlan>> {
+        self.plan.take()
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(plan) = self.plan.take() {
+            self.pipeline.withdraw(plan, ABANDONED.to_string());
+        }
+    }
 }
 
 /// Drives the security pipeline for every protocol.
@@ -79,7 +103,11 @@ impl Admission {
             Verdict::Allow(plan) => plan,
             Verdict::Deny(reason) => return Err(Refused::Denied(reason)),
         };
-        let held = match reserve.await {
+        // Until the place is had, dropping this (the client went away) withdraws the plan.
+        let waiting = Waiting { pipeline: &self.pipeline, plan: Some(plan) };
+        let reserved = reserve.await;
+        let Some(plan) = waiting.into_plan() else { return Err(Refused::Denied(Reason::NotStarted(ABANDONED.into()))) };
+        let held = match reserved {
             Ok(held) => held,
             Err(why) => {
                 self.pipeline.withdraw(plan, why.to_string());
@@ -187,6 +215,16 @@ mod tests {
         assert_eq!(grant.admitted_by, ["one-time token"]);
         assert!(store.one_time_token("t1").is_none(), "consumed once the place is held");
         assert!(!released.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_request_dropped_while_its_place_is_reserved_is_audited_and_uses_nothing() {
+        let (admission, store) = admission();
+        let mut admit = Box::pin(admission.admit(request(), std::future::pending::<Result<Place, &str>>()));
+        assert!(admit.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        drop(admit);
+        assert!(store.one_time_token("t1").is_some());
+        assert_eq!(reasons(&admission), [format!("not started: {ABANDONED}")]);
     }
 
     #[test]
