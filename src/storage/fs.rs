@@ -138,12 +138,18 @@ pub struct Counts {
 pub struct CountingFs<F: Fs> {
     inner: F,
     counts: std::sync::Mutex<Counts>,
+    only: Option<String>,
 }
 
 impl<F: Fs> CountingFs<F> {
     /// Counts the calls made to `inner`.
     pub fn new(inner: F) -> Self {
-        CountingFs { inner, counts: std::sync::Mutex::default() }
+        CountingFs { inner, counts: std::sync::Mutex::default(), only: None }
+    }
+
+    /// Counts only the calls on files whose name starts with `prefix` (no directory syncs).
+    pub fn of_files(inner: F, prefix: &str) -> Self {
+        CountingFs { only: Some(prefix.to_string()), ..CountingFs::new(inner) }
     }
 
     /// What was counted so far.
@@ -151,7 +157,12 @@ impl<F: Fs> CountingFs<F> {
         *self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn count(&self, syncs: u64, bytes: usize) {
+    fn count(&self, path: &Path, syncs: u64, bytes: usize) {
+        let name = path.file_name().map(|n| n.to_string_lossy());
+        let counted = self.only.as_ref().is_none_or(|prefix| name.is_some_and(|n| n.starts_with(prefix.as_str())));
+        if !counted {
+            return;
+        }
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.syncs += syncs;
         counts.bytes_written += bytes as u64;
@@ -160,18 +171,18 @@ impl<F: Fs> CountingFs<F> {
 
 impl<F: Fs> Fs for CountingFs<F> {
     fn create_new(&self, path: &Path, bytes: &[u8], like: &Path) -> io::Result<()> {
-        self.count(0, bytes.len());
+        self.count(path, 0, bytes.len());
         self.inner.create_new(path, bytes, like)
     }
     fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.count(1, 0);
+        self.count(path, 1, 0);
         self.inner.sync_file(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.rename(from, to)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.count(1, 0);
+        self.count(dir, 1, 0);
         self.inner.sync_dir(dir)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -184,11 +195,11 @@ impl<F: Fs> Fs for CountingFs<F> {
         self.inner.list(dir)
     }
     fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.count(0, bytes.len());
+        self.count(path, 0, bytes.len());
         self.inner.append(path, bytes)
     }
     fn sync_data(&self, path: &Path) -> io::Result<()> {
-        self.count(1, 0);
+        self.count(path, 1, 0);
         self.inner.sync_data(path)
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
