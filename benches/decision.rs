@@ -125,7 +125,7 @@ fn main() {
                 expire_date: exp,
                 room_id: None,
             };
-            store.add_token(token, T0).expect("room for tokens");
+            block_on(store.add_token(token, T0)).expect("room for tokens");
             format!("token={id}")
         })
     });
@@ -160,4 +160,9 @@ fn main() {
             },
         )
     });
+}
+
+/// Runs a datastore change to its end (setup, not timed).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(future)
 }

@@ -170,7 +170,7 @@ mod tests {
             expire_date: T0 + 3600,
             room_id: None,
         };
-        store.add_token(token, T0).expect("room for a token");
+        at_once(store.add_token(token, T0)).expect("room for a token");
         let shared: Arc<dyn SecurityStore> = store.clone();
         let pipeline = Arc::new(Pipeline::new(&settings, |_| shared.clone(), Arc::new(Audit::in_memory())));
         (Admission::new(pipeline, Arc::new(NoWebhook)), store)
@@ -233,7 +233,7 @@ mod tests {
         let released = Arc::new(AtomicBool::new(false));
         // Another request consumes the token while this one reserves its place.
         let place = async {
-            assert!(store.consume_one_time_token_now("t1"));
+            assert!(store.consume_one_time_token_durably("t1").await);
             Ok::<_, &str>(Place(released.clone()))
         };
         let lost = at_once(admission.admit(request(), place));

@@ -19,6 +19,8 @@ use crate::security::audit::{Audit, Rotation};
 use crate::security::ip_filter::dashboard_allowed;
 use crate::security::sessions::Sessions;
 use crate::security::store::SecurityStore;
+use crate::storage::Storage;
+use crate::storage::fs::{Fs, RealFs};
 use crate::storage::writer::WriteError;
 use crate::store::admin::{AdminAccount, SETUP_FILE};
 use crate::store::{Datastore, StoreError};
@@ -97,6 +99,9 @@ pub enum AppError {
     /// The shutdown signals could not be watched.
     #[error("cannot watch SIGTERM and SIGINT: {0}")]
     Signals(io::Error),
+    /// The storage worker's thread could not be started.
+    #[error("cannot start the storage worker: {0}")]
+    Storage(io::Error),
 }
 
 /// One bound listener and what it serves.
@@ -127,6 +132,8 @@ pub struct Services {
     pub webrtc: Arc<WebRtc>,
     /// Each application's datastore.
     pub stores: HashMap<String, Arc<Datastore>>,
+    /// The storage worker every durable write runs on.
+    pub storage: Storage,
     /// Where each listener listens, by protocol name (`RTMP`, `RTMPS`, `HTTP`, `HTTPS`).
     pub addresses: Vec<(&'static str, SocketAddr)>,
     /// The configuration files, where changes are written (none: embedded defaults).
@@ -217,7 +224,18 @@ pub async fn start(
     config_dir: Option<&Path>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Services>, AppError> {
+    start_on(settings, config_dir, clock, Arc::new(RealFs)).await
+}
+
+/// As [`start`], with the storage worker over `fs` (a test's slow or counting file system).
+pub async fn start_on(
+    settings: &Settings,
+    config_dir: Option<&Path>,
+    clock: Arc<dyn Clock>,
+    fs: Arc<dyn Fs>,
+) -> Result<Arc<Services>, AppError> {
     let server = &settings.server;
+    let storage = Storage::start(fs).map_err(AppError::Storage)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -230,7 +248,8 @@ pub async fn start(
     let now = clock.unix_secs();
     let mut stores = HashMap::new();
     for name in settings.apps.keys() {
-        let store = Datastore::open(&server.data_dir, name, now)
+        let store = Datastore::open(&storage, &server.data_dir, name, now)
+            .await
             .map_err(|source| AppError::Store { app: name.clone(), source })?;
         stores.insert(name.clone(), Arc::new(store));
     }
@@ -293,6 +312,7 @@ pub async fn start(
         sessions,
         webrtc: WebRtc::new(Network::from_settings(server)),
         stores,
+        storage,
         addresses,
         config_files,
         settings: Mutex::new(settings.clone()),

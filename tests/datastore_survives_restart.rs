@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::block_on;
 use common::daemon::{InProcess, Reader, publish};
 use rampart::clock::{Clock, SystemClock};
 use rampart::secrets::Secret;
@@ -16,7 +17,7 @@ fn a_consumed_token_stays_consumed_across_a_restart() {
     let daemon = InProcess::start("", settings);
     let store = &daemon.services.stores["LiveApp"];
     let now = SystemClock.unix_secs();
-    store.add_broadcast(Broadcast::new("cam", 0)).unwrap();
+    block_on(store.add_broadcast(Broadcast::new("cam", 0))).unwrap();
     for id in ["used-before-restart", "kept-for-later"] {
         let token = OneTimeToken {
             token_id: Secret::new(id.into()),
@@ -25,7 +26,7 @@ fn a_consumed_token_stays_consumed_across_a_restart() {
             expire_date: now + 600,
             room_id: None,
         };
-        store.add_token(token, now).unwrap();
+        block_on(store.add_token(token, now)).unwrap();
     }
     let _publisher = publish(&daemon.url("cam"), 30);
     daemon.wait_live("cam", 0);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::block_on;
 use common::daemon::{InProcess, Reader, publish};
 use common::security::{STREAM_KEY, stream_jwt};
 use rampart::clock::{Clock, SystemClock};
@@ -36,7 +37,7 @@ fn one_time_tokens() {
             expire_date: in_an_hour(),
             room_id: None,
         };
-        store.add_token(token, SystemClock.unix_secs()).unwrap();
+        block_on(store.add_token(token, SystemClock.unix_secs())).unwrap();
     };
     token("pub-1", Publish);
     token("play-1", Play);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::block_on;
 use common::daemon::{InProcess, Reader, publish};
 use common::security::{STREAM_KEY, stream_jwt};
 use rampart::clock::{Clock, SystemClock};
@@ -39,13 +40,13 @@ fn deleting_a_streams_tokens_ends_the_sessions_they_admitted() {
         expire_date: now + 600,
         room_id: None,
     };
-    store.add_token(token, now).unwrap();
+    block_on(store.add_token(token, now)).unwrap();
     let mut reader = Reader::start(&daemon.url("s1?token=view-1"), 30, &[]);
     reader.wait_frames(10);
 
     // What DELETE /broadcasts/s1/tokens does: the tokens go, and so do their sessions.
     let ended = Instant::now();
-    assert_eq!(store.delete_tokens("s1"), Ok(0), "the only token was used");
+    assert_eq!(block_on(store.delete_tokens("s1")), Ok(0), "the only token was used");
     assert_eq!(daemon.services.sessions.revoke_one_time_tokens("LiveApp", "s1"), 1);
     reader.client.wait();
     assert!(ended.elapsed() < Duration::from_secs(5), "reader cut off promptly");

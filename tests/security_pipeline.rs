@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::block_on;
 use common::security::{Fixture, STREAM_KEY, T0, jwt, stream_jwt};
 use rampart::secrets::Secret;
 use rampart::security::Action::{Play, Publish};
@@ -142,7 +143,7 @@ fn one_time_token_bound_to_a_room() {
         expire_date: T0 + HOUR,
         room_id: Some("room1".into()),
     };
-    f.store.add_token(token, T0).unwrap();
+    block_on(f.store.add_token(token, T0)).unwrap();
     let mut request = f.request(Play, "s1", "token=t-room", "10.0.0.1");
     request.room_id = Some("room2".into());
     assert_eq!(outcome(f.decide(request.clone())), denied(Reason::OneTimeTokenWrongRoom));
@@ -204,9 +205,9 @@ fn totp_for_registered_subscribers() {
         blocked_publish_until: 0,
         blocked_play_until,
     };
-    f.store.put_subscriber(subscriber("viewer", SubscriberKind::Play, 0)).unwrap();
-    f.store.put_subscriber(subscriber("sender", SubscriberKind::Publish, 0)).unwrap();
-    f.store.put_subscriber(subscriber("banned", SubscriberKind::PublishPlay, T0 + 60)).unwrap();
+    block_on(f.store.put_subscriber(subscriber("viewer", SubscriberKind::Play, 0))).unwrap();
+    block_on(f.store.put_subscriber(subscriber("sender", SubscriberKind::Publish, 0))).unwrap();
+    block_on(f.store.put_subscriber(subscriber("banned", SubscriberKind::PublishPlay, T0 + 60))).unwrap();
     let code = rampart::security::totp::code_at(&key, T0, 30);
     let query = |sub: &str| format!("subscriberId={sub}&subscriberCode={code}");
     assert_eq!(outcome(f.decide_query(Play, "s1", &query("viewer"))), Ok(vec!["TOTP"]));
@@ -285,8 +286,8 @@ fn publisher_cidr_and_registered_streams() {
         "allowedPublisherCIDR=203.0.113.0/24\nacceptOnlyStreamsInDataStore=true\nacceptOnlyRoomsInDataStore=true",
         "",
     );
-    f.store.add_broadcast(Broadcast::new("registered", 0)).unwrap();
-    f.store.add_room("room1").unwrap();
+    block_on(f.store.add_broadcast(Broadcast::new("registered", 0))).unwrap();
+    block_on(f.store.add_room("room1")).unwrap();
     let from = |peer: &str, stream: &str| outcome(f.decide(f.request(Publish, stream, "", peer)));
     assert_eq!(from("203.0.113.7", "registered"), Ok(vec![]));
     assert_eq!(from("::ffff:203.0.113.7", "registered"), Ok(vec![]));
@@ -340,7 +341,7 @@ acceptOnlyRoomsInDataStore=true
 #[test]
 fn maximum_security_combination() {
     let f = Fixture::new(MAXIMUM_SECURITY, "");
-    f.store.add_broadcast(Broadcast::new("cam", 0)).unwrap();
+    block_on(f.store.add_broadcast(Broadcast::new("cam", 0))).unwrap();
     let exp = T0 + HOUR;
     let jwt_pub = stream_jwt("cam", Publish, exp);
     let publish = |peer: &str, query: String| outcome(f.decide(f.request(Publish, "cam", &query, peer)));

@@ -45,8 +45,7 @@ fn a_settings_change_keeps_each_files_mode_and_new_files_are_private() {
     for file in [
         "audit.log",
         "admin-audit.log",
-        "store-LiveApp.json",
-        ".store-LiveApp.json.good",
+        "store-LiveApp.journal",
         "admin.json",
         ".admin.json.good",
         "device-key.pem",

@@ -25,22 +25,24 @@ pub async fn handle(call: &Call, app: &str, rest: &[&str], http: &Http) -> Reply
     let Some(store) = http.services.stores.get(app) else { return not_found() };
     let api = AppApi { call, app, store, http };
     let result = match (call.method.as_str(), rest) {
-        ("POST", ["broadcasts", "create"]) => api.create_broadcast(),
+        ("POST", ["broadcasts", "create"]) => api.create_broadcast().await,
         ("GET", ["broadcasts", "list", offset, size]) => api.list_broadcasts(offset, size),
-        ("POST", ["broadcasts", "conference-rooms"]) => api.create_room(),
+        ("POST", ["broadcasts", "conference-rooms"]) => api.create_room().await,
         ("GET", ["broadcasts", "conference-rooms", "list", offset, size]) => api.list_rooms(offset, size),
-        ("DELETE", ["broadcasts", "conference-rooms", room]) => api.delete_room(room),
+        ("DELETE", ["broadcasts", "conference-rooms", room]) => api.delete_room(room).await,
         ("GET", ["broadcasts", id]) => api.get_broadcast(id),
-        ("DELETE", ["broadcasts", id]) => api.delete_broadcast(id),
-        ("GET", ["broadcasts", id, "token"]) => api.one_time_token(id),
+        ("DELETE", ["broadcasts", id]) => api.delete_broadcast(id).await,
+        ("GET", ["broadcasts", id, "token"]) => api.one_time_token(id).await,
         ("GET", ["broadcasts", id, "jwt-token"]) => api.jwt_token(id),
         ("GET", ["broadcasts", id, "hash-token"]) => api.hash_token(id),
-        ("DELETE", ["broadcasts", id, "tokens"]) => api.delete_tokens(id),
-        ("POST", ["broadcasts", id, "subscribers"]) => api.add_subscriber(id),
+        ("DELETE", ["broadcasts", id, "tokens"]) => api.delete_tokens(id).await,
+        ("POST", ["broadcasts", id, "subscribers"]) => api.add_subscriber(id).await,
         ("GET", ["broadcasts", id, "subscribers", "list", offset, size]) => api.list_subscribers(id, offset, size),
-        ("DELETE", ["broadcasts", id, "subscribers", sid]) => api.delete_subscriber(id, sid),
+        ("DELETE", ["broadcasts", id, "subscribers", sid]) => api.delete_subscriber(id, sid).await,
         ("GET", ["broadcasts", id, "subscribers", sid, "totp"]) => api.totp(id, sid),
-        ("PUT", ["broadcasts", id, "subscribers", sid, "block", seconds, kind]) => api.block(id, sid, seconds, kind),
+        ("PUT", ["broadcasts", id, "subscribers", sid, "block", seconds, kind]) => {
+            api.block(id, sid, seconds, kind).await
+        }
         _ => Err(not_found()),
     };
     result.unwrap_or_else(|refusal| refusal)
@@ -102,7 +104,7 @@ impl AppApi<'_> {
         })
     }
 
-    fn create_broadcast(&self) -> Answer {
+    async fn create_broadcast(&self) -> Answer {
         let new: NewBroadcast = parse_body(&self.call.body)?;
         let stream_id = match new.stream_id.filter(|s| !s.is_empty()) {
             Some(id) => checked_id("streamId", &id)?,
@@ -118,7 +120,7 @@ impl AppApi<'_> {
             }
             broadcast.name = name;
         }
-        self.store.add_broadcast(broadcast.clone()).map_err(store_failure)?;
+        self.store.add_broadcast(broadcast.clone()).await.map_err(store_failure)?;
         self.changed("broadcast created", json(StatusCode::OK, &self.broadcast_json(&broadcast)))
     }
 
@@ -133,8 +135,8 @@ impl AppApi<'_> {
         Ok(json(StatusCode::OK, &self.broadcast_json(&broadcast)))
     }
 
-    fn delete_broadcast(&self, id: &str) -> Answer {
-        if !self.store.delete_broadcast(id).map_err(store_failure)? {
+    async fn delete_broadcast(&self, id: &str) -> Answer {
+        if !self.store.delete_broadcast(id).await.map_err(store_failure)? {
             return Err(no_broadcast(id));
         }
         self.http.services.sessions.end_stream(self.app, id);
@@ -163,7 +165,7 @@ impl AppApi<'_> {
         Ok(Expiry::clamped(asked, now, lifetime))
     }
 
-    fn one_time_token(&self, id: &str) -> Answer {
+    async fn one_time_token(&self, id: &str) -> Answer {
         let stream_id = checked_id("streamId", id)?;
         let (expiry, kind) = (self.expire_date_param()?, self.action_param()?);
         let expire_date = expiry.date;
@@ -175,7 +177,7 @@ impl AppApi<'_> {
         let token =
             OneTimeToken { token_id: Secret::new(token_id), stream_id, kind, expire_date, room_id: room_id.clone() };
         let answer = token_json(token.token_id.expose(), &token.stream_id, &expiry, kind, room_id.as_deref());
-        self.store.add_token(token, self.http.now().unix).map_err(store_failure)?;
+        self.store.add_token(token, self.http.now().unix).await.map_err(store_failure)?;
         self.changed("one-time token made", json(StatusCode::OK, &answer))
     }
 
@@ -210,14 +212,14 @@ impl AppApi<'_> {
         Ok(json(StatusCode::OK, &token_json(&hash, &stream_id, &expiry, kind, None)))
     }
 
-    fn delete_tokens(&self, id: &str) -> Answer {
-        let deleted = self.store.delete_tokens(id).map_err(store_failure)?;
+    async fn delete_tokens(&self, id: &str) -> Answer {
+        let deleted = self.store.delete_tokens(id).await.map_err(store_failure)?;
         let ended = self.http.services.sessions.revoke_one_time_tokens(self.app, id);
         let what = format!("{deleted} token(s) deleted, {ended} session(s) ended");
         self.changed(&what, success(Some(id)))
     }
 
-    fn add_subscriber(&self, id: &str) -> Answer {
+    async fn add_subscriber(&self, id: &str) -> Answer {
         let stream_id = checked_id("streamId", id)?;
         let new: NewSubscriber = parse_body(&self.call.body)?;
         let subscriber_id = checked_id("subscriberId", &new.subscriber_id)?;
@@ -234,7 +236,7 @@ impl AppApi<'_> {
             blocked_publish_until: 0,
             blocked_play_until: 0,
         };
-        self.store.put_subscriber(subscriber).map_err(store_failure)?;
+        self.store.put_subscriber(subscriber).await.map_err(store_failure)?;
         self.changed("subscriber added", success(Some(&subscriber_id)))
     }
 
@@ -244,8 +246,8 @@ impl AppApi<'_> {
         Ok(json(StatusCode::OK, &list))
     }
 
-    fn delete_subscriber(&self, id: &str, sid: &str) -> Answer {
-        if !self.store.delete_subscriber(id, sid).map_err(store_failure)? {
+    async fn delete_subscriber(&self, id: &str, sid: &str) -> Answer {
+        if !self.store.delete_subscriber(id, sid).await.map_err(store_failure)? {
             return Err(failure(StatusCode::NOT_FOUND, format!("no subscriber {sid:?} for stream {id:?}")));
         }
         self.http.services.sessions.block_subscriber(self.app, id, sid);
@@ -276,7 +278,7 @@ impl AppApi<'_> {
         Ok(json(StatusCode::OK, &json!({ "success": true, "message": code, "dataId": Value::Null })))
     }
 
-    fn block(&self, id: &str, sid: &str, seconds: &str, kind: &str) -> Answer {
+    async fn block(&self, id: &str, sid: &str, seconds: &str, kind: &str) -> Answer {
         let seconds: u64 = seconds
             .parse()
             .ok()
@@ -284,17 +286,17 @@ impl AppApi<'_> {
             .ok_or_else(|| failure(StatusCode::BAD_REQUEST, "seconds must be a whole number up to ten years"))?;
         let actions = subscriber_kind(kind)?;
         let until = self.http.now().unix + seconds;
-        if !self.store.block_subscriber(id, sid, actions, until).map_err(store_failure)? {
+        if !self.store.block_subscriber(id, sid, actions, until).await.map_err(store_failure)? {
             return Err(failure(StatusCode::NOT_FOUND, format!("no subscriber {sid:?} for stream {id:?}")));
         }
         let ended = if seconds > 0 { self.http.services.sessions.block_subscriber(self.app, id, sid) } else { 0 };
         self.changed(&format!("subscriber blocked for {seconds} s, {ended} session(s) ended"), success(Some(sid)))
     }
 
-    fn create_room(&self) -> Answer {
+    async fn create_room(&self) -> Answer {
         let new: NewRoom = parse_body(&self.call.body)?;
         let room_id = checked_id("roomId", &new.room_id)?;
-        self.store.add_room(&room_id).map_err(store_failure)?;
+        self.store.add_room(&room_id).await.map_err(store_failure)?;
         self.changed("room created", json(StatusCode::OK, &json!({ "roomId": room_id })))
     }
 
@@ -304,8 +306,8 @@ impl AppApi<'_> {
         Ok(json(StatusCode::OK, &rooms))
     }
 
-    fn delete_room(&self, room: &str) -> Answer {
-        if !self.store.delete_room(room).map_err(store_failure)? {
+    async fn delete_room(&self, room: &str) -> Answer {
+        if !self.store.delete_room(room).await.map_err(store_failure)? {
             return Err(failure(StatusCode::NOT_FOUND, format!("no room {room:?}")));
         }
         self.changed("room deleted", success(Some(room)))

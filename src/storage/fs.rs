@@ -22,6 +22,12 @@ pub trait Fs: Send + Sync {
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
     /// The names of the entries of `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Appends `bytes` to the existing file `path` (not yet durable).
+    fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Makes the data of `path`, and its length, durable (fdatasync).
+    fn sync_data(&self, path: &Path) -> io::Result<()>;
+    /// Cuts or extends `path` to `len` bytes (not yet durable).
+    fn set_len(&self, path: &Path, len: u64) -> io::Result<()>;
 }
 
 /// The real file system.
@@ -73,6 +79,16 @@ impl Fs for RealFs {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned())).collect()
     }
+    fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(path)?.write_all(bytes)
+    }
+    fn sync_data(&self, path: &Path) -> io::Result<()> {
+        std::fs::OpenOptions::new().write(true).open(path)?.sync_data()
+    }
+    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
+        std::fs::OpenOptions::new().write(true).open(path)?.set_len(len)
+    }
 }
 
 impl<F: Fs + ?Sized> Fs for Arc<F> {
@@ -96,5 +112,97 @@ impl<F: Fs + ?Sized> Fs for Arc<F> {
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         (**self).list(dir)
+    }
+    fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        (**self).append(path, bytes)
+    }
+    fn sync_data(&self, path: &Path) -> io::Result<()> {
+        (**self).sync_data(path)
+    }
+    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
+        (**self).set_len(path, len)
+    }
+}
+
+/// What a [`CountingFs`] counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// fsyncs of files and directories, and fdatasyncs.
+    pub syncs: u64,
+    /// Bytes given to files (created or appended).
+    pub bytes_written: u64,
+}
+
+/// A file system that counts the syncs and the bytes written through it (benchmarks, tests).
+#[derive(Default)]
+pub struct CountingFs<F: Fs> {
+    inner: F,
+    counts: std::sync::Mutex<Counts>,
+    only: Option<String>,
+}
+
+impl<F: Fs> CountingFs<F> {
+    /// Counts the calls made to `inner`.
+    pub fn new(inner: F) -> Self {
+        CountingFs { inner, counts: std::sync::Mutex::default(), only: None }
+    }
+
+    /// Counts only the calls on files whose name starts with `prefix` (no directory syncs).
+    pub fn of_files(inner: F, prefix: &str) -> Self {
+        CountingFs { only: Some(prefix.to_string()), ..CountingFs::new(inner) }
+    }
+
+    /// What was counted so far.
+    pub fn counts(&self) -> Counts {
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, path: &Path, syncs: u64, bytes: usize) {
+        let name = path.file_name().map(|n| n.to_string_lossy());
+        let counted = self.only.as_ref().is_none_or(|prefix| name.is_some_and(|n| n.starts_with(prefix.as_str())));
+        if !counted {
+            return;
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.syncs += syncs;
+        counts.bytes_written += bytes as u64;
+    }
+}
+
+impl<F: Fs> Fs for CountingFs<F> {
+    fn create_new(&self, path: &Path, bytes: &[u8], like: &Path) -> io::Result<()> {
+        self.count(path, 0, bytes.len());
+        self.inner.create_new(path, bytes, like)
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.count(path, 1, 0);
+        self.inner.sync_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.count(dir, 1, 0);
+        self.inner.sync_dir(dir)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        self.inner.read(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.count(path, 0, bytes.len());
+        self.inner.append(path, bytes)
+    }
+    fn sync_data(&self, path: &Path) -> io::Result<()> {
+        self.count(path, 1, 0);
+        self.inner.sync_data(path)
+    }
+    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.inner.set_len(path, len)
     }
 }

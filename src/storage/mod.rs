@@ -9,7 +9,10 @@
 //! journal's group commit ([`journal`]) gathers what queued up behind an fsync into the next one.
 
 pub mod fs;
+pub mod journal;
 pub mod mount;
+#[cfg(test)]
+pub(crate) mod sim;
 pub mod writer;
 
 use fs::Fs;

@@ -107,6 +107,11 @@ impl<F: Fs> AtomicWriter<F> {
         &self.dir
     }
 
+    /// The file system written through.
+    pub fn fs(&self) -> &F {
+        &self.fs
+    }
+
     /// Writes `body` as `name` with the next generation, and keeps it as the last good copy.
     pub fn write(&self, name: &str, body: &[u8]) -> Result<u64, WriteError> {
         let _one = self.lock();

@@ -1,20 +1,29 @@
 //! The datastore the security pipeline reads: registered broadcasts and rooms, one-time tokens
-//! and TOTP subscribers, one store per application, kept on the data partition through the atomic
-//! writer so that a consumed one-time token stays consumed across restarts and power cuts. The
-//! panel's admin account is kept beside them ([`admin`]).
+//! and TOTP subscribers, one store per application, kept on the data partition as a snapshot and
+//! a journal of changes since ([`crate::storage::journal`]) so that a consumed one-time token
+//! stays consumed across restarts and power cuts. The panel's admin account is kept beside them
+//! ([`admin`]).
+//!
+//! Reads are in memory, under a short lock. A change is checked, made durable as one journal
+//! record on the storage worker, and only then applied: a change that cannot be made durable
+//! changes nothing. Changes other than consumes take turns; consumes do not, so that tokens
+//! consumed close together share one fdatasync (group commit).
 
 pub mod admin;
+mod change;
 mod snapshot;
 
 use crate::secrets::ct_eq;
 use crate::security::Action;
 use crate::security::store::{OneTimeToken, SecurityStore, Subscriber, SubscriberKind};
-use crate::storage::writer::AtomicWriter;
-use std::collections::{BTreeSet, HashMap};
+use crate::storage::Storage;
+use crate::storage::journal::{Journal, JournalError, Names, Snapshot};
+use change::Change;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A registered stream, with the fields of Ant Media Server's Broadcast object that rampart
 /// keeps. Whether it is live is the hub's to say, not the store's.
@@ -71,18 +80,35 @@ struct Records {
     subscribers: HashMap<(String, String), Subscriber>,
 }
 
-/// Where a datastore keeps its records between starts.
-struct Persistence {
-    writer: AtomicWriter,
-    file: String,
+impl Records {
+    fn prune_expired_tokens(&mut self, now: u64) {
+        self.tokens.retain(|_, t| t.expire_date > now);
+    }
 }
 
-/// An application's datastore, with fixed bounds: in memory, or persisted to the data
-/// partition through the atomic writer (every change is durable before it takes effect).
+#[derive(Default)]
+struct State {
+    records: Records,
+    /// Tokens whose consume is being made durable: no other consumer may have them.
+    consuming: HashSet<String>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a change decided: the record to make durable (none when nothing changes), and the
+/// answer once it is.
+type Decided<T> = Result<(Option<Change>, T), StoreError>;
+
+/// An application's datastore, with fixed bounds: in memory, or journaled on the data
+/// partition through the storage worker (every change is durable before it takes effect).
 #[derive(Default)]
 pub struct Datastore {
-    records: Mutex<Records>,
-    persistence: Option<Persistence>,
+    state: Arc<Mutex<State>>,
+    journal: Option<Journal>,
+    /// Changes other than consumes take turns: each is checked against the records it applies to.
+    one_change: tokio::sync::Mutex<()>,
 }
 
 impl Datastore {
@@ -91,141 +117,198 @@ impl Datastore {
         Datastore::default()
     }
 
-    /// The datastore of `app` in `data_dir` (`store-<app>.json`), loaded if it exists.
-    pub fn open(data_dir: &Path, app: &str, now: u64) -> Result<Self, StoreError> {
-        let writer = AtomicWriter::new(data_dir);
-        writer.remove_stale_temps().map_err(|e| StoreError::Io(e.to_string()))?;
-        let file = format!("store-{app}.json");
-        let records = match writer
-            .load(&file, &|body| snapshot::decode(body, now).is_ok())
-            .map_err(|e| StoreError::Io(e.to_string()))?
-        {
-            Some(loaded) => snapshot::decode(loaded.body(), now).map_err(|e| StoreError::Corrupt(file.clone(), e))?,
+    /// The datastore of `app` in `data_dir` (`store-<app>.json` and `store-<app>.journal`),
+    /// loaded on the storage worker if it exists; a store written whole by earlier versions
+    /// loads as the snapshot. Tokens expired by `now` are dropped.
+    pub async fn open(storage: &Storage, data_dir: &Path, app: &str, now: u64) -> Result<Self, StoreError> {
+        let names = Names { snapshot: format!("store-{app}.json"), journal: format!("store-{app}.journal") };
+        let state = Arc::new(Mutex::new(State::default()));
+        let seen = state.clone();
+        let snapshot: Snapshot = Box::new(move || {
+            let records = lock(&seen).records.clone();
+            snapshot::encode(&records)
+        });
+        let parses = move |body: &[u8]| snapshot::decode(body, now).is_ok();
+        let (journal, loaded) =
+            Journal::open(storage, data_dir, names.clone(), parses, snapshot).await.map_err(|e| match e {
+                JournalError::Corrupt { name, why } => StoreError::Corrupt(name, why),
+                other => StoreError::Io(other.to_string()),
+            })?;
+        let mut records = match &loaded.snapshot {
+            Some(file) => snapshot::decode(file.body(), now).map_err(|e| StoreError::Corrupt(names.snapshot, e))?,
             None => Records::default(),
         };
-        Ok(Datastore { records: Mutex::new(records), persistence: Some(Persistence { writer, file }) })
+        for record in loaded.records {
+            Change::decode(&record)
+                .and_then(|change| change.apply(&mut records))
+                .map_err(|e| StoreError::Corrupt(names.journal.clone(), e))?;
+        }
+        records.prune_expired_tokens(now);
+        if loaded.torn_bytes > 0 {
+            log::warn!("{}: cut off {} bytes a power cut left half-written", names.journal, loaded.torn_bytes);
+        }
+        lock(&state).records = records;
+        Ok(Datastore { state, journal: Some(journal), one_change: tokio::sync::Mutex::default() })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Records> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
     }
 
-    /// Applies `change` to a copy of the records, makes the copy durable, then makes it current:
-    /// a change that cannot be kept changes nothing.
-    fn change<T>(&self, change: impl FnOnce(&mut Records) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut records = self.lock();
-        let Some(p) = &self.persistence else { return change(&mut records) };
-        let mut next = records.clone();
-        let result = change(&mut next)?;
-        p.writer.write(&p.file, &snapshot::encode(&next)).map_err(|e| StoreError::Io(e.to_string()))?;
-        *records = next;
-        Ok(result)
+    /// Decides a change on the records as they are, makes it durable, then applies it; one
+    /// change at a time.
+    async fn change<T>(&self, decide: impl FnOnce(&mut Records) -> Decided<T>) -> Result<T, StoreError> {
+        let _turn = self.one_change.lock().await;
+        let (change, answer) = decide(&mut self.lock().records)?;
+        if let Some(change) = change {
+            self.commit(change).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Makes `change` durable, then applies it (at once for a store in memory).
+    async fn commit(&self, change: Change) -> Result<(), StoreError> {
+        let Some(journal) = &self.journal else {
+            return change.apply(&mut self.lock().records).map_err(StoreError::Io);
+        };
+        let state = self.state.clone();
+        let record = change.encode();
+        let apply = move || {
+            if let Err(e) = change.apply(&mut lock(&state).records) {
+                log::error!("a journaled change could not be applied: {e}");
+            }
+        };
+        journal.append(&record, apply).await.map_err(|e| StoreError::Io(e.to_string()))
+    }
+
+    /// Writes the whole store as its snapshot and starts a fresh journal (done by itself once
+    /// the journal is past its bound).
+    pub async fn compact(&self) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(journal) => journal.compact().await.map_err(|e| StoreError::Io(e.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Registers a broadcast; a taken stream id is refused.
-    pub fn add_broadcast(&self, broadcast: Broadcast) -> Result<(), StoreError> {
+    pub async fn add_broadcast(&self, broadcast: Broadcast) -> Result<(), StoreError> {
         self.change(|r| {
             if r.broadcasts.contains_key(&broadcast.stream_id) {
                 return Err(StoreError::Exists("stream", broadcast.stream_id));
             }
             bounded(r.broadcasts.len(), "broadcasts")?;
-            r.broadcasts.insert(broadcast.stream_id.clone(), broadcast);
-            Ok(())
+            Ok((Some(Change::BroadcastAdded(snapshot::BroadcastRecord::of(&broadcast))), ()))
         })
+        .await
     }
 
     /// The broadcast `stream_id`, if registered.
     pub fn broadcast(&self, stream_id: &str) -> Option<Broadcast> {
-        self.lock().broadcasts.get(stream_id).cloned()
+        self.lock().records.broadcasts.get(stream_id).cloned()
     }
 
     /// A page of the broadcasts, oldest first.
     pub fn broadcasts(&self, offset: usize, size: usize) -> Vec<Broadcast> {
-        let mut all: Vec<Broadcast> = self.lock().broadcasts.values().cloned().collect();
+        let mut all: Vec<Broadcast> = self.lock().records.broadcasts.values().cloned().collect();
         all.sort_by(|a, b| (a.created_ms, &a.stream_id).cmp(&(b.created_ms, &b.stream_id)));
         all.into_iter().skip(offset).take(size).collect()
     }
 
     /// Removes a broadcast with its tokens and subscribers; false when it was not registered.
-    pub fn delete_broadcast(&self, stream_id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_broadcast(&self, stream_id: &str) -> Result<bool, StoreError> {
         self.change(|r| {
-            r.tokens.retain(|_, t| t.stream_id != stream_id);
-            r.subscribers.retain(|(stream, _), _| stream != stream_id);
-            Ok(r.broadcasts.remove(stream_id).is_some())
+            let registered = r.broadcasts.contains_key(stream_id);
+            let leftovers = r.tokens.values().any(|t| t.stream_id == stream_id)
+                || r.subscribers.keys().any(|(stream, _)| stream == stream_id);
+            let change = (registered || leftovers).then(|| Change::BroadcastDeleted { stream_id: stream_id.into() });
+            Ok((change, registered))
         })
+        .await
     }
 
     /// Registers a conference room; a taken room id is refused.
-    pub fn add_room(&self, room_id: &str) -> Result<(), StoreError> {
+    pub async fn add_room(&self, room_id: &str) -> Result<(), StoreError> {
         self.change(|r| {
             if r.rooms.contains(room_id) {
                 return Err(StoreError::Exists("room", room_id.to_string()));
             }
             bounded(r.rooms.len(), "rooms")?;
-            r.rooms.insert(room_id.to_string());
-            Ok(())
+            Ok((Some(Change::RoomAdded { room_id: room_id.into() }), ()))
         })
+        .await
     }
 
     /// A page of the room ids, in order.
     pub fn rooms(&self, offset: usize, size: usize) -> Vec<String> {
-        self.lock().rooms.iter().skip(offset).take(size).cloned().collect()
+        self.lock().records.rooms.iter().skip(offset).take(size).cloned().collect()
     }
 
     /// Removes a room; false when it was not registered.
-    pub fn delete_room(&self, room_id: &str) -> Result<bool, StoreError> {
-        self.change(|r| Ok(r.rooms.remove(room_id)))
+    pub async fn delete_room(&self, room_id: &str) -> Result<bool, StoreError> {
+        self.change(|r| {
+            let registered = r.rooms.contains(room_id);
+            Ok((registered.then(|| Change::RoomDeleted { room_id: room_id.into() }), registered))
+        })
+        .await
     }
 
     /// Adds a one-time token; expired tokens are pruned first to make room.
-    pub fn add_token(&self, token: OneTimeToken, now: u64) -> Result<(), StoreError> {
+    pub async fn add_token(&self, token: OneTimeToken, now: u64) -> Result<(), StoreError> {
         self.change(|r| {
             if r.tokens.len() >= STORE_LIMIT {
-                r.tokens.retain(|_, t| t.expire_date > now);
+                // Expired tokens are dropped at every load too: no record needed.
+                r.prune_expired_tokens(now);
             }
             bounded(r.tokens.len(), "one-time tokens")?;
-            r.tokens.insert(token.token_id.expose().clone(), token);
-            Ok(())
+            Ok((Some(Change::TokenAdded(snapshot::TokenRecord::of(&token))), ()))
         })
+        .await
     }
 
     /// Deletes every unused token of `stream_id`; returns how many.
-    pub fn delete_tokens(&self, stream_id: &str) -> Result<usize, StoreError> {
+    pub async fn delete_tokens(&self, stream_id: &str) -> Result<usize, StoreError> {
+        let consuming = self.lock().consuming.clone();
         self.change(|r| {
-            let before = r.tokens.len();
-            r.tokens.retain(|_, t| t.stream_id != stream_id);
-            Ok(before - r.tokens.len())
+            let unused = r.tokens.values().filter(|t| t.stream_id == stream_id);
+            let deleted = unused.filter(|t| !consuming.contains(t.token_id.expose())).count();
+            Ok(((deleted > 0).then(|| Change::TokensDeleted { stream_id: stream_id.into() }), deleted))
         })
+        .await
     }
 
     /// Registers or replaces a subscriber.
-    pub fn put_subscriber(&self, subscriber: Subscriber) -> Result<(), StoreError> {
+    pub async fn put_subscriber(&self, subscriber: Subscriber) -> Result<(), StoreError> {
         self.change(|r| {
             let key = (subscriber.stream_id.clone(), subscriber.subscriber_id.clone());
             if !r.subscribers.contains_key(&key) {
                 bounded(r.subscribers.len(), "subscribers")?;
             }
-            r.subscribers.insert(key, subscriber);
-            Ok(())
+            Ok((Some(Change::SubscriberPut(snapshot::SubscriberRecord::of(&subscriber))), ()))
         })
+        .await
     }
 
     /// A page of the subscribers of `stream_id`, by id.
     pub fn subscribers(&self, stream_id: &str, offset: usize, size: usize) -> Vec<Subscriber> {
-        let records = self.lock();
+        let state = self.lock();
         let mut of_stream: Vec<&Subscriber> =
-            records.subscribers.values().filter(|s| s.stream_id == stream_id).collect();
+            state.records.subscribers.values().filter(|s| s.stream_id == stream_id).collect();
         of_stream.sort_by(|a, b| a.subscriber_id.cmp(&b.subscriber_id));
         of_stream.into_iter().skip(offset).take(size).cloned().collect()
     }
 
     /// Removes a subscriber; false when it was not registered.
-    pub fn delete_subscriber(&self, stream_id: &str, subscriber_id: &str) -> Result<bool, StoreError> {
-        self.change(|r| Ok(r.subscribers.remove(&(stream_id.to_string(), subscriber_id.to_string())).is_some()))
+    pub async fn delete_subscriber(&self, stream_id: &str, subscriber_id: &str) -> Result<bool, StoreError> {
+        self.change(|r| {
+            let registered = r.subscribers.contains_key(&(stream_id.to_string(), subscriber_id.to_string()));
+            let change = Change::SubscriberDeleted { stream_id: stream_id.into(), subscriber_id: subscriber_id.into() };
+            Ok((registered.then_some(change), registered))
+        })
+        .await
     }
 
     /// Blocks a subscriber from `actions` until `until` (unix seconds); false when not registered.
-    pub fn block_subscriber(
+    pub async fn block_subscriber(
         &self,
         stream_id: &str,
         subscriber_id: &str,
@@ -233,17 +316,54 @@ impl Datastore {
         until: u64,
     ) -> Result<bool, StoreError> {
         self.change(|r| {
-            let Some(s) = r.subscribers.get_mut(&(stream_id.to_string(), subscriber_id.to_string())) else {
-                return Ok(false);
+            let registered = r.subscribers.contains_key(&(stream_id.to_string(), subscriber_id.to_string()));
+            let change = Change::SubscriberBlocked {
+                stream_id: stream_id.into(),
+                subscriber_id: subscriber_id.into(),
+                publish_until: actions.allows(Action::Publish).then_some(until),
+                play_until: actions.allows(Action::Play).then_some(until),
             };
-            if actions.allows(Action::Publish) {
-                s.blocked_publish_until = until;
-            }
-            if actions.allows(Action::Play) {
-                s.blocked_play_until = until;
-            }
-            Ok(true)
+            Ok((registered.then_some(change), registered))
         })
+        .await
+    }
+
+    /// Consumes `token_id` once that is durable; true only for the one caller that consumed it.
+    /// Consumes do not take turns: those close together share one fdatasync. The token is
+    /// marked as being consumed first, so that a concurrent consumer loses; if the consume
+    /// cannot be made durable the mark goes, the token stays usable, and the answer is false.
+    pub fn consume_one_time_token_durably(&self, token_id: &str) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        let token_id = token_id.to_string();
+        Box::pin(async move {
+            {
+                let mut state = self.lock();
+                if !state.records.tokens.contains_key(&token_id) || !state.consuming.insert(token_id.clone()) {
+                    return false;
+                }
+            }
+            // Dropped when done, failed or abandoned: a consumed token is gone from the records.
+            let _mark = ConsumeMark { state: &self.state, token_id: token_id.clone() };
+            match self.commit(Change::TokenConsumed { token_id }).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // A token that might work again after a power cut must not admit anyone now.
+                    log::error!("one-time token not consumed, the datastore cannot be written: {e}");
+                    false
+                }
+            }
+        })
+    }
+}
+
+/// A token being consumed; the mark goes when this is dropped.
+struct ConsumeMark<'a> {
+    state: &'a Mutex<State>,
+    token_id: String,
+}
+
+impl Drop for ConsumeMark<'_> {
+    fn drop(&mut self) {
+        lock(self.state).consuming.remove(&self.token_id);
     }
 }
 
@@ -251,40 +371,30 @@ fn bounded(len: usize, what: &'static str) -> Result<(), StoreError> {
     if len >= STORE_LIMIT { Err(StoreError::Full(STORE_LIMIT, what)) } else { Ok(()) }
 }
 
-impl Datastore {
-    /// Consumes `token_id` at once, on the calling thread; true only for the one caller that
-    /// consumed it.
-    pub fn consume_one_time_token_now(&self, token_id: &str) -> bool {
-        // Consumed only when that is durable: a token that might work again after a power cut
-        // must not admit anyone now.
-        self.change(|r| Ok(r.tokens.remove(token_id).is_some())).unwrap_or_else(|e| {
-            log::error!("one-time token not consumed, the datastore cannot be written: {e}");
-            false
-        })
-    }
-}
-
 impl SecurityStore for Datastore {
     fn stream_registered(&self, stream_id: &str) -> bool {
-        self.lock().broadcasts.contains_key(stream_id)
+        self.lock().records.broadcasts.contains_key(stream_id)
     }
 
     fn room_registered(&self, room_id: &str) -> bool {
-        self.lock().rooms.contains(room_id)
+        self.lock().records.rooms.contains(room_id)
     }
 
     fn one_time_token(&self, token_id: &str) -> Option<OneTimeToken> {
-        let records = self.lock();
-        let token = records.tokens.get(token_id)?;
+        let state = self.lock();
+        if state.consuming.contains(token_id) {
+            return None;
+        }
+        let token = state.records.tokens.get(token_id)?;
         ct_eq(token.token_id.expose().as_bytes(), token_id.as_bytes()).then(|| token.clone())
     }
 
     fn consume_one_time_token(&self, token_id: &str) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(std::future::ready(self.consume_one_time_token_now(token_id)))
+        self.consume_one_time_token_durably(token_id)
     }
 
     fn subscriber(&self, stream_id: &str, subscriber_id: &str) -> Option<Subscriber> {
-        self.lock().subscribers.get(&(stream_id.to_string(), subscriber_id.to_string())).cloned()
+        self.lock().records.subscribers.get(&(stream_id.to_string(), subscriber_id.to_string())).cloned()
     }
 }
 
@@ -292,6 +402,13 @@ impl SecurityStore for Datastore {
 mod tests {
     use super::*;
     use crate::secrets::Secret;
+    use crate::storage::fs::{CountingFs, RealFs};
+    use crate::storage::sim::{Ignore, SimFs, Tail};
+    use crate::storage::writer::AtomicWriter;
+
+    fn storage() -> Storage {
+        Storage::start(Arc::new(RealFs)).unwrap()
+    }
 
     fn token(id: &str, expire_date: u64) -> OneTimeToken {
         OneTimeToken {
@@ -303,36 +420,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_token_is_consumed_once() {
+    #[tokio::test]
+    async fn a_token_is_consumed_once() {
         let store = Datastore::in_memory();
-        store.add_token(token("t1", 100), 0).unwrap();
+        store.add_token(token("t1", 100), 0).await.unwrap();
         assert!(store.one_time_token("t1").is_some());
-        assert!(store.consume_one_time_token_now("t1"));
-        assert!(!store.consume_one_time_token_now("t1"));
+        assert!(store.consume_one_time_token_durably("t1").await);
+        assert!(!store.consume_one_time_token_durably("t1").await);
         assert!(store.one_time_token("t1").is_none());
     }
 
-    #[test]
-    fn expired_tokens_make_room() {
+    #[tokio::test]
+    async fn expired_tokens_make_room() {
         let store = Datastore::in_memory();
         for i in 0..STORE_LIMIT {
-            store.add_token(token(&format!("old{i}"), 10), 0).unwrap();
+            store.add_token(token(&format!("old{i}"), 10), 0).await.unwrap();
         }
-        assert_eq!(store.add_token(token("new", 100), 5), Err(StoreError::Full(STORE_LIMIT, "one-time tokens")));
-        store.add_token(token("new", 100), 11).unwrap();
+        assert_eq!(store.add_token(token("new", 100), 5).await, Err(StoreError::Full(STORE_LIMIT, "one-time tokens")));
+        store.add_token(token("new", 100), 11).await.unwrap();
         assert!(store.one_time_token("old1").is_none());
     }
 
-    #[test]
-    fn a_persistent_store_keeps_everything_across_opens() {
+    #[tokio::test]
+    async fn a_persistent_store_keeps_everything_across_opens() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Datastore::open(dir.path(), "LiveApp", 0).unwrap();
-        store.add_broadcast(Broadcast::new("cam", 1_000)).unwrap();
-        store.add_room("room1").unwrap();
-        store.add_token(token("kept", 100), 0).unwrap();
-        store.add_token(token("used", 100), 0).unwrap();
-        store.add_token(token("stale", 20), 0).unwrap();
+        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        store.add_broadcast(Broadcast::new("cam", 1_000)).await.unwrap();
+        store.add_room("room1").await.unwrap();
+        store.add_token(token("kept", 100), 0).await.unwrap();
+        store.add_token(token("used", 100), 0).await.unwrap();
+        store.add_token(token("stale", 20), 0).await.unwrap();
         let secret = Secret::new(b"subscriber-key".to_vec());
         let subscriber = Subscriber {
             subscriber_id: "cam1".into(),
@@ -343,11 +460,11 @@ mod tests {
             blocked_publish_until: 0,
             blocked_play_until: 50,
         };
-        store.put_subscriber(subscriber.clone()).unwrap();
-        assert!(store.consume_one_time_token_now("used"));
+        store.put_subscriber(subscriber.clone()).await.unwrap();
+        assert!(store.consume_one_time_token_durably("used").await);
         drop(store);
 
-        let reopened = Datastore::open(dir.path(), "LiveApp", 30).unwrap();
+        let reopened = Datastore::open(&storage(), dir.path(), "LiveApp", 30).await.unwrap();
         assert!(reopened.stream_registered("cam") && reopened.room_registered("room1"));
         assert_eq!(reopened.broadcast("cam"), Some(Broadcast::new("cam", 1_000)));
         assert!(reopened.one_time_token("kept").is_some());
@@ -355,75 +472,75 @@ mod tests {
         assert!(reopened.one_time_token("stale").is_none(), "expired tokens are pruned");
         assert_eq!(reopened.subscriber("cam", "cam1"), Some(subscriber));
         assert!(
-            Datastore::open(dir.path(), "OtherApp", 0).unwrap().one_time_token("kept").is_none(),
+            Datastore::open(&storage(), dir.path(), "OtherApp", 0).await.unwrap().one_time_token("kept").is_none(),
             "one store per app"
         );
     }
 
-    #[test]
-    fn a_change_that_cannot_be_kept_changes_nothing() {
+    #[tokio::test]
+    async fn a_change_that_cannot_be_kept_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Datastore::open(dir.path(), "LiveApp", 0).unwrap();
-        store.add_token(token("t1", 100), 0).unwrap();
+        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        store.add_token(token("t1", 100), 0).await.unwrap();
         let data = dir.path().to_path_buf();
         std::fs::remove_dir_all(&data).unwrap();
-        assert!(matches!(store.add_broadcast(Broadcast::new("cam", 0)), Err(StoreError::Io(_))));
+        assert!(matches!(store.add_broadcast(Broadcast::new("cam", 0)).await, Err(StoreError::Io(_))));
         assert!(!store.stream_registered("cam"));
-        assert!(!store.consume_one_time_token_now("t1"), "not consumed when that cannot be made durable");
+        assert!(!store.consume_one_time_token_durably("t1").await, "not consumed when that cannot be made durable");
         assert!(store.one_time_token("t1").is_some());
     }
 
-    #[test]
-    fn a_corrupt_store_file_stops_the_open_with_its_name() {
+    #[tokio::test]
+    async fn a_corrupt_store_file_stops_the_open_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("store-LiveApp.json"), "{not json").unwrap();
-        let err = Datastore::open(dir.path(), "LiveApp", 0).err().unwrap();
+        let err = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.err().unwrap();
         assert!(err.to_string().starts_with("store-LiveApp.json cannot be read"), "{err}");
     }
 
-    #[test]
-    fn deleting_a_streams_tokens_keeps_the_others() {
+    #[tokio::test]
+    async fn deleting_a_streams_tokens_keeps_the_others() {
         let store = Datastore::in_memory();
-        store.add_token(token("a", 100), 0).unwrap();
+        store.add_token(token("a", 100), 0).await.unwrap();
         let mut other = token("b", 100);
         other.stream_id = "s2".into();
-        store.add_token(other, 0).unwrap();
-        assert_eq!(store.delete_tokens("s1"), Ok(1));
+        store.add_token(other, 0).await.unwrap();
+        assert_eq!(store.delete_tokens("s1").await, Ok(1));
         assert!(store.one_time_token("a").is_none());
         assert!(store.one_time_token("b").is_some());
     }
 
-    #[test]
-    fn a_taken_stream_id_is_refused_and_the_first_kept() {
+    #[tokio::test]
+    async fn a_taken_stream_id_is_refused_and_the_first_kept() {
         let store = Datastore::in_memory();
-        store.add_broadcast(Broadcast::new("cam", 1)).unwrap();
+        store.add_broadcast(Broadcast::new("cam", 1)).await.unwrap();
         let mut again = Broadcast::new("cam", 2);
         again.name = "other".into();
-        assert_eq!(store.add_broadcast(again), Err(StoreError::Exists("stream", "cam".into())));
+        assert_eq!(store.add_broadcast(again).await, Err(StoreError::Exists("stream", "cam".into())));
         assert_eq!(store.broadcast("cam").map(|b| b.created_ms), Some(1));
-        assert_eq!(store.add_room("r"), Ok(()));
-        assert_eq!(store.add_room("r"), Err(StoreError::Exists("room", "r".into())));
+        assert_eq!(store.add_room("r").await, Ok(()));
+        assert_eq!(store.add_room("r").await, Err(StoreError::Exists("room", "r".into())));
     }
 
-    #[test]
-    fn broadcasts_page_oldest_first_and_leave_with_their_tokens() {
+    #[tokio::test]
+    async fn broadcasts_page_oldest_first_and_leave_with_their_tokens() {
         let store = Datastore::in_memory();
         for (id, at) in [("c", 3), ("a", 1), ("b", 2)] {
-            store.add_broadcast(Broadcast::new(id, at)).unwrap();
+            store.add_broadcast(Broadcast::new(id, at)).await.unwrap();
         }
         let ids = |v: Vec<Broadcast>| v.into_iter().map(|b| b.stream_id).collect::<Vec<_>>();
         assert_eq!(ids(store.broadcasts(0, 2)), ["a", "b"]);
         assert_eq!(ids(store.broadcasts(2, 10)), ["c"]);
         let mut t = token("t", 100);
         t.stream_id = "a".into();
-        store.add_token(t, 0).unwrap();
-        assert_eq!(store.delete_broadcast("a"), Ok(true));
-        assert_eq!(store.delete_broadcast("a"), Ok(false));
+        store.add_token(t, 0).await.unwrap();
+        assert_eq!(store.delete_broadcast("a").await, Ok(true));
+        assert_eq!(store.delete_broadcast("a").await, Ok(false));
         assert!(store.one_time_token("t").is_none(), "a deleted broadcast's tokens go with it");
     }
 
-    #[test]
-    fn blocking_a_subscriber_blocks_only_the_actions_named() {
+    #[tokio::test]
+    async fn blocking_a_subscriber_blocks_only_the_actions_named() {
         let store = Datastore::in_memory();
         let subscriber = Subscriber {
             subscriber_id: "cam1".into(),
@@ -434,13 +551,129 @@ mod tests {
             blocked_publish_until: 0,
             blocked_play_until: 0,
         };
-        store.put_subscriber(subscriber).unwrap();
-        assert_eq!(store.block_subscriber("s1", "cam1", SubscriberKind::Play, 50), Ok(true));
-        assert_eq!(store.block_subscriber("s1", "nobody", SubscriberKind::Play, 50), Ok(false));
+        store.put_subscriber(subscriber).await.unwrap();
+        assert_eq!(store.block_subscriber("s1", "cam1", SubscriberKind::Play, 50).await, Ok(true));
+        assert_eq!(store.block_subscriber("s1", "nobody", SubscriberKind::Play, 50).await, Ok(false));
         let s = store.subscriber("s1", "cam1").unwrap();
         assert!(s.blocked(Action::Play, 49) && !s.blocked(Action::Play, 50) && !s.blocked(Action::Publish, 0));
         assert_eq!(store.subscribers("s1", 0, 10).len(), 1);
-        assert_eq!(store.delete_subscriber("s1", "cam1"), Ok(true));
+        assert_eq!(store.delete_subscriber("s1", "cam1").await, Ok(true));
         assert!(store.subscribers("s1", 0, 10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_consumers_of_one_token_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        store.add_token(token("t1", 100), 0).await.unwrap();
+        let (first, second) =
+            tokio::join!(store.consume_one_time_token_durably("t1"), store.consume_one_time_token_durably("t1"));
+        assert!(first ^ second, "exactly one admitted: {first} {second}");
+        assert!(store.one_time_token("t1").is_none());
+    }
+
+    /// A journaled store on a simulated disk, its storage worker and the disk.
+    async fn on_sim(fs: Arc<SimFs>) -> Result<Datastore, StoreError> {
+        let storage = Storage::start(fs).unwrap();
+        Datastore::open(&storage, Path::new("/data"), "LiveApp", 0).await
+    }
+
+    #[tokio::test]
+    async fn a_consumed_token_stays_consumed_across_a_power_cut_at_any_moment() {
+        let calls = {
+            let fs = Arc::new(SimFs::new(Ignore::Nothing));
+            let store = on_sim(fs.clone()).await.unwrap();
+            store.add_token(token("t1", 100), 0).await.unwrap();
+            let before = fs.calls();
+            assert!(store.consume_one_time_token_durably("t1").await);
+            fs.calls() - before
+        };
+        for cut in 0..=calls {
+            for tail in Tail::all(40) {
+                let fs = Arc::new(SimFs::new(Ignore::Nothing));
+                let store = on_sim(fs.clone()).await.unwrap();
+                store.add_token(token("t1", 100), 0).await.unwrap();
+                fs.cut_power_after(cut);
+                let consumed = store.consume_one_time_token_durably("t1").await;
+                assert_eq!(consumed, cut == calls, "consumed only once durable (cut {cut})");
+                let after = on_sim(Arc::new(fs.after_power_cut(tail))).await.unwrap();
+                if consumed {
+                    assert!(after.one_time_token("t1").is_none(), "cut {cut}, {tail:?}: consumed stays consumed");
+                }
+                assert_eq!(store.one_time_token("t1").is_none(), consumed, "a failed consume leaves the token usable");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn consumes_in_a_burst_share_one_fdatasync() {
+        const BURST: usize = 100;
+        let dir = tempfile::tempdir().unwrap();
+        let counting = Arc::new(CountingFs::new(RealFs));
+        let storage = Storage::start(counting.clone()).unwrap();
+        let store = Arc::new(Datastore::open(&storage, dir.path(), "LiveApp", 0).await.unwrap());
+        for i in 0..BURST {
+            store.add_token(token(&format!("t{i}"), 100), 0).await.unwrap();
+        }
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        storage
+            .submit(move || {
+                let _ = held.recv();
+            })
+            .unwrap();
+        let before = counting.counts();
+        let consumes: Vec<_> = (0..BURST)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.consume_one_time_token_durably(&format!("t{i}")).await })
+            })
+            .collect();
+        while store.lock().consuming.len() < BURST {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        for consume in consumes {
+            assert!(consume.await.unwrap());
+        }
+        assert_eq!(counting.counts().syncs - before.syncs, 1, "{BURST} consumes, one fdatasync");
+    }
+
+    #[tokio::test]
+    async fn a_store_written_whole_by_earlier_versions_loads_and_journals_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"broadcasts":[{"stream_id":"cam","name":"cam","kind":"liveStream","created_ms":5}],
+            "rooms":["r1"],"tokens":[{"token_id":"t1","stream_id":"cam","kind":"play","expire_date":100,"room_id":null},
+            {"token_id":"t2","stream_id":"cam","kind":"publish","expire_date":100,"room_id":null}],"subscribers":[]}"#;
+        AtomicWriter::new(dir.path()).write("store-LiveApp.json", old.as_bytes()).unwrap();
+        AtomicWriter::new(dir.path()).write("store-LiveApp.json", old.as_bytes()).unwrap();
+        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        assert_eq!(store.broadcast("cam"), Some(Broadcast::new("cam", 5)));
+        assert!(store.room_registered("r1") && store.one_time_token("t2").is_some());
+        assert!(store.consume_one_time_token_durably("t1").await);
+        drop(store);
+        let snapshot = std::fs::read(dir.path().join("store-LiveApp.json")).unwrap();
+        assert!(snapshot.starts_with(b"# rampart-file v1 generation=2 "), "the old file is the snapshot, kept");
+        let reopened = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        assert!(reopened.one_time_token("t1").is_none() && reopened.one_time_token("t2").is_some());
+    }
+
+    #[tokio::test]
+    async fn the_journal_compacts_past_its_bound_and_loads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        for i in 0..1_000 {
+            store.add_token(token(&format!("token-{i:04}"), 100), 0).await.unwrap();
+        }
+        for i in 0..500 {
+            assert!(store.consume_one_time_token_durably(&format!("token-{i:04}")).await);
+        }
+        store.add_broadcast(Broadcast::new("cam", 1)).await.unwrap();
+        drop(store);
+        let journal = std::fs::metadata(dir.path().join("store-LiveApp.journal")).unwrap().len();
+        assert!(journal <= crate::storage::journal::COMPACT_AFTER_BYTES + 200, "compacted: {journal} bytes");
+        let reopened = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        assert!(reopened.one_time_token("token-0499").is_none() && reopened.one_time_token("token-0500").is_some());
+        assert_eq!(reopened.lock().records.tokens.len(), 500);
+        assert!(reopened.stream_registered("cam"));
     }
 }

@@ -1,5 +1,6 @@
-//! The datastore as a JSON document on the data partition. Token ids and subscriber keys are
-//! stored as they are: the data partition is the box's own, and the panel never shows them.
+//! The datastore as a JSON document on the data partition, and the records it is made of (the
+//! journal's changes carry the same records, [`super::change`]). Token ids and subscriber keys
+//! are stored as they are: the data partition is the box's own, and the panel never shows them.
 
 use super::{Broadcast, OneTimeToken, Records, Subscriber, SubscriberKind};
 use crate::secrets::Secret;
@@ -16,16 +17,33 @@ struct Snapshot {
     subscribers: Vec<SubscriberRecord>,
 }
 
+/// A broadcast as stored.
 #[derive(Serialize, Deserialize)]
-struct BroadcastRecord {
+pub(super) struct BroadcastRecord {
     stream_id: String,
     name: String,
     kind: String,
     created_ms: u64,
 }
 
+impl BroadcastRecord {
+    pub(super) fn of(b: &Broadcast) -> Self {
+        BroadcastRecord {
+            stream_id: b.stream_id.clone(),
+            name: b.name.clone(),
+            kind: b.kind.clone(),
+            created_ms: b.created_ms,
+        }
+    }
+
+    pub(super) fn broadcast(self) -> Broadcast {
+        Broadcast { stream_id: self.stream_id, name: self.name, kind: self.kind, created_ms: self.created_ms }
+    }
+}
+
+/// A one-time token as stored.
 #[derive(Serialize, Deserialize)]
-struct TokenRecord {
+pub(super) struct TokenRecord {
     token_id: String,
     stream_id: String,
     kind: String,
@@ -33,8 +51,32 @@ struct TokenRecord {
     room_id: Option<String>,
 }
 
+impl TokenRecord {
+    pub(super) fn of(t: &OneTimeToken) -> Self {
+        TokenRecord {
+            token_id: t.token_id.expose().clone(),
+            stream_id: t.stream_id.clone(),
+            kind: t.kind.as_str().to_string(),
+            expire_date: t.expire_date,
+            room_id: t.room_id.clone(),
+        }
+    }
+
+    pub(super) fn token(self) -> Result<OneTimeToken, String> {
+        let kind = Action::from_name(&self.kind).ok_or_else(|| format!("token kind {:?}", self.kind))?;
+        Ok(OneTimeToken {
+            token_id: Secret::new(self.token_id),
+            stream_id: self.stream_id,
+            kind,
+            expire_date: self.expire_date,
+            room_id: self.room_id,
+        })
+    }
+}
+
+/// A subscriber as stored.
 #[derive(Serialize, Deserialize)]
-struct SubscriberRecord {
+pub(super) struct SubscriberRecord {
     subscriber_id: String,
     stream_id: String,
     secret_base64: String,
@@ -44,44 +86,42 @@ struct SubscriberRecord {
     blocked_play_until: u64,
 }
 
+impl SubscriberRecord {
+    pub(super) fn of(s: &Subscriber) -> Self {
+        SubscriberRecord {
+            subscriber_id: s.subscriber_id.clone(),
+            stream_id: s.stream_id.clone(),
+            secret_base64: STANDARD.encode(s.secret.expose()),
+            kind: s.kind.name().to_string(),
+            period: s.period,
+            blocked_publish_until: s.blocked_publish_until,
+            blocked_play_until: s.blocked_play_until,
+        }
+    }
+
+    pub(super) fn subscriber(self) -> Result<Subscriber, String> {
+        let kind = SubscriberKind::from_name(&self.kind).ok_or_else(|| format!("subscriber kind {:?}", self.kind))?;
+        let secret =
+            STANDARD.decode(&self.secret_base64).map_err(|_| format!("subscriber {} key", self.subscriber_id))?;
+        Ok(Subscriber {
+            subscriber_id: self.subscriber_id,
+            stream_id: self.stream_id,
+            secret: Secret::new(secret),
+            kind,
+            period: self.period,
+            blocked_publish_until: self.blocked_publish_until,
+            blocked_play_until: self.blocked_play_until,
+        })
+    }
+}
+
 /// The records as JSON, sorted so that equal records make equal files.
 pub(super) fn encode(records: &Records) -> Vec<u8> {
     let mut snapshot = Snapshot {
-        broadcasts: records
-            .broadcasts
-            .values()
-            .map(|b| BroadcastRecord {
-                stream_id: b.stream_id.clone(),
-                name: b.name.clone(),
-                kind: b.kind.clone(),
-                created_ms: b.created_ms,
-            })
-            .collect(),
+        broadcasts: records.broadcasts.values().map(BroadcastRecord::of).collect(),
         rooms: records.rooms.iter().cloned().collect(),
-        tokens: records
-            .tokens
-            .values()
-            .map(|t| TokenRecord {
-                token_id: t.token_id.expose().clone(),
-                stream_id: t.stream_id.clone(),
-                kind: t.kind.as_str().to_string(),
-                expire_date: t.expire_date,
-                room_id: t.room_id.clone(),
-            })
-            .collect(),
-        subscribers: records
-            .subscribers
-            .values()
-            .map(|s| SubscriberRecord {
-                subscriber_id: s.subscriber_id.clone(),
-                stream_id: s.stream_id.clone(),
-                secret_base64: STANDARD.encode(s.secret.expose()),
-                kind: s.kind.name().to_string(),
-                period: s.period,
-                blocked_publish_until: s.blocked_publish_until,
-                blocked_play_until: s.blocked_play_until,
-            })
-            .collect(),
+        tokens: records.tokens.values().map(TokenRecord::of).collect(),
+        subscribers: records.subscribers.values().map(SubscriberRecord::of).collect(),
     };
     snapshot.broadcasts.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
     snapshot.tokens.sort_by(|a, b| a.token_id.cmp(&b.token_id));
@@ -97,8 +137,7 @@ pub(super) fn decode(bytes: &[u8], now: u64) -> Result<Records, String> {
             .broadcasts
             .into_iter()
             .map(|b| {
-                let broadcast =
-                    Broadcast { stream_id: b.stream_id, name: b.name, kind: b.kind, created_ms: b.created_ms };
+                let broadcast = b.broadcast();
                 (broadcast.stream_id.clone(), broadcast)
             })
             .collect(),
@@ -106,28 +145,11 @@ pub(super) fn decode(bytes: &[u8], now: u64) -> Result<Records, String> {
         ..Records::default()
     };
     for t in snapshot.tokens.into_iter().filter(|t| t.expire_date > now) {
-        let kind = Action::from_name(&t.kind).ok_or_else(|| format!("token kind {:?}", t.kind))?;
-        let token = OneTimeToken {
-            token_id: Secret::new(t.token_id),
-            stream_id: t.stream_id,
-            kind,
-            expire_date: t.expire_date,
-            room_id: t.room_id,
-        };
+        let token = t.token()?;
         records.tokens.insert(token.token_id.expose().clone(), token);
     }
     for s in snapshot.subscribers {
-        let kind = SubscriberKind::from_name(&s.kind).ok_or_else(|| format!("subscriber kind {:?}", s.kind))?;
-        let secret = STANDARD.decode(&s.secret_base64).map_err(|_| format!("subscriber {} key", s.subscriber_id))?;
-        let subscriber = Subscriber {
-            subscriber_id: s.subscriber_id,
-            stream_id: s.stream_id,
-            secret: Secret::new(secret),
-            kind,
-            period: s.period,
-            blocked_publish_until: s.blocked_publish_until,
-            blocked_play_until: s.blocked_play_until,
-        };
+        let subscriber = s.subscriber()?;
         records.subscribers.insert((subscriber.stream_id.clone(), subscriber.subscriber_id.clone()), subscriber);
     }
     Ok(records)

@@ -9,6 +9,7 @@ use rampart::config;
 use rampart::secrets::Secret;
 use rampart::security::Action;
 use rampart::security::store::OneTimeToken;
+use rampart::storage::fs::{Fs, RealFs};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -44,6 +45,11 @@ impl InProcess {
 
     /// Starts the daemon on the configuration directory `config` as it is.
     pub fn start_in(config: ConfigDir) -> Self {
+        Self::start_on(config, Arc::new(RealFs))
+    }
+
+    /// Starts the daemon on `config` with its storage worker over `fs` (a counting or slow one).
+    pub fn start_on(config: ConfigDir, fs: Arc<dyn Fs>) -> Self {
         let settings = config::load(Some(config.path())).unwrap_or_else(|e| panic!("{e}")).settings;
         let dir = config.path().to_path_buf();
         let (services_tx, services_rx) = mpsc::channel();
@@ -51,7 +57,8 @@ impl InProcess {
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
-                let services = app::start(&settings, Some(&dir), Arc::new(SystemClock)).await.expect("daemon starts");
+                let services =
+                    app::start_on(&settings, Some(&dir), Arc::new(SystemClock), fs).await.expect("daemon starts");
                 services_tx.send(services).expect("test alive");
                 let _ = stopped.await;
             });
@@ -103,7 +110,7 @@ impl InProcess {
             expire_date: now + 3600,
             room_id: None,
         };
-        self.services.stores["LiveApp"].add_token(token, now).expect("room for a token");
+        super::block_on(self.services.stores["LiveApp"].add_token(token, now)).expect("room for a token");
         id.to_string()
     }
 

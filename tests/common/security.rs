@@ -94,7 +94,7 @@ impl Fixture {
             expire_date,
             room_id: None,
         };
-        self.store.add_token(token, self.now()).unwrap();
+        super::block_on(self.store.add_token(token, self.now())).unwrap();
         id.to_string()
     }
 
