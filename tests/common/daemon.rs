@@ -5,6 +5,7 @@ use super::ConfigDir;
 use rampart::app::{self, Services};
 use rampart::clock::SystemClock;
 use rampart::config;
+use rampart::config::changes::{Applied, Target};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -81,6 +82,13 @@ impl InProcess {
                 .iter()
                 .any(|s| s.stream == stream && s.readers >= readers && s.video.is_some())
         });
+    }
+
+    /// Changes settings as the REST API does (written on the daemon's storage worker, in force
+    /// when this returns), waiting for the change from the test's thread.
+    pub fn change_settings(&self, target: Target, values: Vec<(String, String)>) -> Result<Applied, config::Invalid> {
+        let waiter = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        waiter.block_on(self.services.settings.change(target, values))
     }
 
     /// Whether the audit trail holds a refused API call whose reason contains `reason`.
