@@ -18,7 +18,7 @@ use crate::security::Pipeline;
 use crate::security::audit::{Audit, Rotation};
 use crate::security::sessions::Sessions;
 use crate::security::store::SecurityStore;
-use crate::storage::fs::RealFs;
+use crate::storage::fs::{Fs, RealFs};
 use crate::storage::writer::WriteError;
 use crate::storage::{Storage, StorageError};
 use crate::store::admin::{AdminAccount, SETUP_FILE};
@@ -146,7 +146,7 @@ pub async fn run(
     config_dir: Option<&Path>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
-    let services = start(&settings, config_dir, Arc::new(SystemClock)).await?;
+    let services = start(&settings, config_dir, Arc::new(SystemClock), Arc::new(RealFs)).await?;
     shutdown.await;
     log::info!("shutting down");
     let pipeline = services.pipeline.clone();
@@ -169,20 +169,25 @@ async fn announce_setup_code(admin: &AdminAccount, data_dir: &Path) -> Result<()
 }
 
 /// Binds the listeners, starts serving them on the current runtime, and says where clients point.
+/// The storage worker writes through `fs` (the real file system, or a test's).
 pub async fn start(
     settings: &Settings,
     config_dir: Option<&Path>,
     clock: Arc<dyn Clock>,
+    fs: Arc<dyn Fs>,
 ) -> Result<Arc<Services>, AppError> {
     let server = &settings.server;
-    let storage = Storage::start(Arc::new(RealFs)).map_err(AppError::StorageThread)?;
+    let storage = Storage::start(fs).map_err(AppError::StorageThread)?;
     let data_dir = server.data_dir.clone();
     storage
         .run(move || std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&data_dir))
         .await?
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
     let config_files = match config_dir.map(Path::to_path_buf) {
-        Some(dir) => Some(storage.run(move || config_files(&dir)).await??),
+        Some(dir) => {
+            let fs = storage.fs();
+            Some(storage.run(move || config_files(&dir, fs)).await??)
+        }
         None => None,
     };
     let now = clock.unix_secs();
@@ -337,8 +342,8 @@ fn admin_error(source: StoreError) -> AppError {
 /// The writers of the configuration directory `dir`, vetting changes, after tidying it up: the
 /// temporary files a power cut left are removed, and the files edited by hand become their own
 /// last good copies. Blocking: a job on the storage worker.
-fn config_files(dir: &Path) -> Result<ConfigFiles, AppError> {
-    let files = ConfigFiles::new(dir).vetted_by(Box::new(change_checks::vet));
+fn config_files(dir: &Path, fs: Arc<dyn Fs>) -> Result<ConfigFiles, AppError> {
+    let files = ConfigFiles::with_fs(dir, fs).vetted_by(Box::new(change_checks::vet));
     for (dir, removed) in files.remove_stale_temps().map_err(AppError::Config)? {
         if removed > 0 {
             log::warn!("removed {removed} temporary file(s) an interrupted write left in {}", dir.display());

@@ -6,6 +6,7 @@ use rampart::app::{self, Services};
 use rampart::clock::SystemClock;
 use rampart::config;
 use rampart::config::changes::{Applied, Target};
+use rampart::storage::fs::{Fs, RealFs};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -41,6 +42,11 @@ impl InProcess {
 
     /// Starts the daemon on the configuration directory `config` as it is.
     pub fn start_in(config: ConfigDir) -> Self {
+        Self::start_on(config, Arc::new(RealFs))
+    }
+
+    /// Starts the daemon on `config`, its storage worker writing through `fs`.
+    pub fn start_on(config: ConfigDir, fs: Arc<dyn Fs>) -> Self {
         let settings = config::load(Some(config.path())).unwrap_or_else(|e| panic!("{e}")).settings;
         let dir = config.path().to_path_buf();
         let (services_tx, services_rx) = mpsc::channel();
@@ -48,7 +54,8 @@ impl InProcess {
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
-                let services = app::start(&settings, Some(&dir), Arc::new(SystemClock)).await.expect("daemon starts");
+                let services =
+                    app::start(&settings, Some(&dir), Arc::new(SystemClock), fs).await.expect("daemon starts");
                 services_tx.send(services).expect("test alive");
                 let _ = stopped.await;
             });
