@@ -1,8 +1,11 @@
 //! The settings in force while the daemon runs: one snapshot (`Arc<Settings>`) that every reader
-//! shares without copying it, swapped once per change. A change is checked, written and
-//! remounted as one job on the storage worker, one change at a time (an async lock, so nothing
-//! waits on it but the next change); the new snapshot then goes to the watchers: those given
-//! here, called before the change is answered, and every [`LiveSettings::watch`] receiver.
+//! shares without copying it, swapped once per change. A change is one job on the storage
+//! worker: it reads the snapshot in force, checks, writes and remounts, swaps the new snapshot in
+//! and tells the watchers (those given here, and every [`LiveSettings::watch`] receiver). The
+//! worker runs jobs in order, so changes apply one after another, and a change whose caller went
+//! away (a closed connection) is still applied whole once it is written. Changes also wait their
+//! turn on an async lock before they queue, so that a burst of them never crowds the worker's
+//! queue ahead of the datastore's writes, and nothing but the next change waits on it.
 
 use super::changes::{self, Applied, ConfigFiles, Target};
 use super::{Invalid, Problem, Settings};
@@ -12,16 +15,21 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, watch};
 
 /// Told of each new snapshot before the change is answered, so that what it rebuilds (the
-/// pipeline's policies, the log level) is in force by then. It runs on the caller's thread and
-/// must not block.
+/// pipeline's policies, the log level) is in force by then. It runs on the storage worker and
+/// must be quick (it rebuilds in memory).
 pub type Watcher = Box<dyn Fn(&Settings) + Send + Sync>;
 
 /// The settings in force, and the way to change them.
 pub struct LiveSettings {
-    current: watch::Sender<Arc<Settings>>,
+    shared: Arc<Shared>,
     files: Option<Arc<ConfigFiles>>,
     storage: Storage,
     one_change_at_a_time: Mutex<()>,
+}
+
+/// What the change jobs reach on the worker.
+struct Shared {
+    current: watch::Sender<Arc<Settings>>,
     watchers: Vec<Watcher>,
 }
 
@@ -30,22 +38,21 @@ impl LiveSettings {
     /// cannot change) by jobs on `storage`, each change told to `watchers`.
     pub fn new(settings: Settings, files: Option<ConfigFiles>, storage: Storage, watchers: Vec<Watcher>) -> Self {
         LiveSettings {
-            current: watch::Sender::new(Arc::new(settings)),
+            shared: Arc::new(Shared { current: watch::Sender::new(Arc::new(settings)), watchers }),
             files: files.map(Arc::new),
             storage,
             one_change_at_a_time: Mutex::new(()),
-            watchers,
         }
     }
 
     /// The snapshot in force (restart-needed changes included, as they will be after a restart).
     pub fn now(&self) -> Arc<Settings> {
-        self.current.borrow().clone()
+        self.shared.current.borrow().clone()
     }
 
     /// A receiver that sees each new snapshot (`changed`, `has_changed`).
     pub fn watch(&self) -> watch::Receiver<Arc<Settings>> {
-        self.current.subscribe()
+        self.shared.current.subscribe()
     }
 
     /// True when the configuration partition could not be made read-only again after a write.
@@ -61,12 +68,19 @@ impl LiveSettings {
             return Err(problem("started on embedded defaults (no --config): there is no file to change"));
         };
         let _turn = self.one_change_at_a_time.lock().await;
-        let current = self.now();
-        let applied = self
-            .storage
-            .run(move || changes::apply(&files, &current, &target, &values))
+        let shared = self.shared.clone();
+        self.storage
+            .run(move || shared.apply(&files, &target, &values))
             .await
-            .unwrap_or_else(|e| Err(problem(&format!("the change was not written: {e}"))))?;
+            .unwrap_or_else(|e| Err(problem(&format!("the change was not written: {e}"))))
+    }
+}
+
+impl Shared {
+    /// Applies a change to the snapshot in force (on the worker, whose order serializes them).
+    fn apply(&self, files: &ConfigFiles, target: &Target, values: &[(String, String)]) -> Result<Applied, Invalid> {
+        let current = self.current.borrow().clone();
+        let applied = changes::apply(files, &current, target, values)?;
         let next = Arc::new(applied.settings.clone());
         self.current.send_replace(next.clone());
         for watcher in &self.watchers {
@@ -118,6 +132,24 @@ mod tests {
         assert!(live.change(Target::Server, refused).await.is_err());
         assert_eq!(told.load(Ordering::Relaxed), 1, "a refused change tells no one");
         assert!(!receiver.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_change_whose_caller_went_away_is_applied_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server.properties"), "logLevel=INFO\n").unwrap();
+        let settings = super::super::load(Some(dir.path())).unwrap().settings;
+        let storage = storage();
+        let live = LiveSettings::new(settings, Some(ConfigFiles::new(dir.path())), storage.clone(), vec![]);
+        // The worker is busy: the change queues behind that job, and its caller gives up.
+        storage.submit(|| std::thread::sleep(std::time::Duration::from_millis(200))).unwrap();
+        let change = vec![("server.lockoutFailures".to_string(), "7".to_string())];
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(20), live.change(Target::Server, change));
+        assert!(gave_up.await.is_err(), "the caller went away before the change was written");
+        storage.run(|| ()).await.unwrap();
+        assert_eq!(live.now().server.lockout_failures, 7, "what was written is in force");
+        let reloaded = super::super::load(Some(dir.path())).unwrap().settings;
+        assert_eq!(reloaded.server.lockout_failures, 7);
     }
 
     #[tokio::test]

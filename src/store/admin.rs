@@ -77,10 +77,45 @@ impl Record {
 /// the durable writes queued on the worker.
 pub struct AdminAccount {
     storage: Storage,
-    writer: Arc<AtomicWriter<Arc<dyn Fs>>>,
+    /// What the worker's jobs reach.
+    kept: Arc<Kept>,
+}
+
+/// The account's files and what is known of them. The creating job checks and sets the record
+/// on the worker, whose order makes two creations one after the other, and whose job completes
+/// even when the caller went away.
+struct Kept {
+    writer: AtomicWriter<Arc<dyn Fs>>,
     record: Mutex<Option<Record>>,
     setup_code: Mutex<Option<String>>,
-    one_creation_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl Kept {
+    fn lock(&self) -> MutexGuard<'_, Option<Record>> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn setup_path(&self) -> PathBuf {
+        self.writer.dir().join(SETUP_FILE)
+    }
+
+    /// Keeps `record` as the account unless one exists, and removes the setup code (blocking:
+    /// a job on the worker, whose order keeps the check and the write together; the record's
+    /// lock is not held across the write, so readers of the account never wait for it).
+    fn keep(&self, record: Record, fs: &dyn Fs) -> Result<(), StoreError> {
+        if self.lock().is_some() {
+            return Err(StoreError::Exists("admin account", record.username));
+        }
+        let body = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Io(e.to_string()))?;
+        self.writer.write(FILE, &body).map_err(|e| StoreError::Io(e.to_string()))?;
+        *self.lock() = Some(record);
+        *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        match fs.remove(&self.setup_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => log::warn!("{SETUP_FILE} not removed: {e}"),
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 fn stopped(e: crate::storage::StorageError) -> StoreError {
@@ -98,13 +133,8 @@ impl AdminAccount {
             })
             .await
             .map_err(stopped)??;
-        Ok(AdminAccount {
-            storage,
-            writer: Arc::new(writer),
-            record: Mutex::new(record),
-            setup_code: Mutex::default(),
-            one_creation_at_a_time: tokio::sync::Mutex::new(()),
-        })
+        let kept = Kept { writer, record: Mutex::new(record), setup_code: Mutex::default() };
+        Ok(AdminAccount { storage, kept: Arc::new(kept) })
     }
 
     /// While no account exists: makes the setup code the first password needs, writes it to
@@ -116,7 +146,7 @@ impl AdminAccount {
         let mut random = [0u8; SETUP_CHARS];
         SystemRandom::new().fill(&mut random).map_err(|_| StoreError::Io("no randomness for the setup code".into()))?;
         let code: String = random.iter().map(|b| char::from(SETUP_ALPHABET[usize::from(b % 32)])).collect();
-        let (fs, path, line) = (self.storage.fs(), self.setup_path(), format!("{code}\n"));
+        let (fs, path, line) = (self.storage.fs(), self.kept.setup_path(), format!("{code}\n"));
         self.storage
             .run(move || {
                 write_private(fs.as_ref(), &path, line.as_bytes())
@@ -124,12 +154,8 @@ impl AdminAccount {
             })
             .await
             .map_err(stopped)??;
-        *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.clone());
+        *self.kept.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.clone());
         Ok(Some(code))
-    }
-
-    fn setup_path(&self) -> PathBuf {
-        self.writer.dir().join(SETUP_FILE)
     }
 
     /// Whether `presented` is the setup code (compared in constant time; case, spaces and dashes
@@ -137,24 +163,19 @@ impl AdminAccount {
     fn setup_code_matches(&self, presented: &str) -> bool {
         let presented: String =
             presented.chars().filter(|c| !matches!(c, ' ' | '-')).map(|c| c.to_ascii_uppercase()).collect();
-        let code = self.setup_code.lock().unwrap_or_else(|e| e.into_inner());
+        let code = self.kept.setup_code.lock().unwrap_or_else(|e| e.into_inner());
         code.as_deref().is_some_and(|code| crate::secrets::ct_eq(code.as_bytes(), presented.as_bytes()))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<Record>> {
-        self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The admin's user name, once the account exists.
     pub fn username(&self) -> Option<String> {
-        self.lock().as_ref().map(|r| r.username.clone())
+        self.kept.lock().as_ref().map(|r| r.username.clone())
     }
 
     /// Creates the account with the setup code of this start, and removes the setup code's
     /// file; refused when one exists, or the code is wrong, or the name or password is unfit.
     /// The hash is made on a blocking thread, the files are written on the storage worker.
     pub async fn create(&self, username: &str, password: &str, setup_code: &str) -> Result<(), StoreError> {
-        let _one = self.one_creation_at_a_time.lock().await;
         if self.username().is_some() {
             return Err(StoreError::Exists("admin account", username.to_string()));
         }
@@ -176,28 +197,14 @@ impl AdminAccount {
         let record = tokio::task::spawn_blocking(move || Record::hashed(&name, &secret))
             .await
             .unwrap_or_else(|_| Err(StoreError::Io("the password hash could not be made".into())))?;
-        let body = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Io(e.to_string()))?;
-        let (writer, fs, setup) = (self.writer.clone(), self.storage.fs(), self.setup_path());
-        self.storage
-            .run(move || {
-                writer.write(FILE, &body).map_err(|e| StoreError::Io(e.to_string()))?;
-                match fs.remove(&setup) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => log::warn!("{SETUP_FILE} not removed: {e}"),
-                    _ => {}
-                }
-                Ok(())
-            })
-            .await
-            .map_err(stopped)??;
-        *self.lock() = Some(record);
-        *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        Ok(())
+        let (kept, fs) = (self.kept.clone(), self.storage.fs());
+        self.storage.run(move || kept.keep(record, fs.as_ref())).await.map_err(stopped)?
     }
 
     /// Whether `username` and `password` are the admin's (compared in constant time, on a
     /// blocking thread).
     pub async fn verify(&self, username: &str, password: &str) -> bool {
-        let Some(record) = self.lock().clone() else { return false };
+        let Some(record) = self.kept.lock().clone() else { return false };
         let (name, secret) = (username.to_string(), password.to_string());
         tokio::task::spawn_blocking(move || record.matches(&name, &secret)).await.unwrap_or(false)
     }
