@@ -4,24 +4,26 @@
 use crate::admission::Admission;
 use crate::change_checks;
 use crate::clock::{Clock, SystemClock};
-use crate::config::changes::{self, Applied, ConfigFiles, Target};
+use crate::config::changes::ConfigFiles;
+use crate::config::live::{LiveSettings, Watcher};
 use crate::config::values::Port;
-use crate::config::{Invalid, Problem, ServerSettings, Settings};
+use crate::config::{ServerSettings, Settings};
 use crate::http::server::{self as http_server, Http};
+use crate::http::state::State;
 use crate::media::{Hub, HubLimits};
 use crate::net::client::{HttpClient, TrustError};
+use crate::net::jwks::HttpKeySource;
 use crate::net::webhook::HttpWebhook;
 use crate::net_limits::{SlotLimits, Slots};
 use crate::rtmp;
 use crate::rtmp::chunks::{GuardLimits, UnadmittedBudget};
 use crate::security::Pipeline;
 use crate::security::audit::{Audit, Rotation};
-use crate::security::ip_filter::dashboard_allowed;
 use crate::security::sessions::Sessions;
 use crate::security::store::SecurityStore;
-use crate::storage::Storage;
 use crate::storage::fs::{Fs, RealFs};
 use crate::storage::writer::WriteError;
+use crate::storage::{Storage, StorageError};
 use crate::store::admin::{AdminAccount, SETUP_FILE};
 use crate::store::{Datastore, StoreError};
 use crate::tls::{self, TlsError};
@@ -32,8 +34,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -99,9 +100,12 @@ pub enum AppError {
     /// The shutdown signals could not be watched.
     #[error("cannot watch SIGTERM and SIGINT: {0}")]
     Signals(io::Error),
+    /// The storage worker could not be started, or stopped.
+    #[error("storage worker: {0}")]
+    Storage(#[from] StorageError),
     /// The storage worker's thread could not be started.
     #[error("cannot start the storage worker: {0}")]
-    Storage(io::Error),
+    StorageThread(io::Error),
 }
 
 /// One bound listener and what it serves.
@@ -132,58 +136,13 @@ pub struct Services {
     pub webrtc: Arc<WebRtc>,
     /// Each application's datastore.
     pub stores: HashMap<String, Arc<Datastore>>,
-    /// The storage worker every durable write runs on.
-    pub storage: Storage,
     /// Where each listener listens, by protocol name (`RTMP`, `RTMPS`, `HTTP`, `HTTPS`).
     pub addresses: Vec<(&'static str, SocketAddr)>,
-    /// The configuration files, where changes are written (none: embedded defaults).
-    config_files: Option<ConfigFiles>,
-    /// The settings in force.
-    settings: Mutex<Settings>,
-    /// Counts the settings changes, so that what is built from settings knows when to rebuild.
-    generation: AtomicU64,
-}
-
-impl Services {
-    /// Changes settings: checked as a start would, written through the atomic writer, and
-    /// applied at once where they can be (the security pipeline and the log level); the answer
-    /// names the keys that need a restart. Live sessions are kept.
-    pub fn change_settings(&self, target: &Target, values: &[(String, String)]) -> Result<Applied, Invalid> {
-        let Some(files) = &self.config_files else {
-            let message = "started on embedded defaults (no --config): there is no file to change".to_string();
-            return Err(Invalid {
-                problems: vec![Problem { file: PathBuf::new(), line: None, key: None, message }],
-                warnings: vec![],
-            });
-        };
-        let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-        let applied = changes::apply(files, &settings, target, values)?;
-        self.pipeline.reconfigure(&applied.settings, |app| store_of(&self.stores, app));
-        log::set_max_level(applied.settings.server.log_level.0);
-        *settings = applied.settings.clone();
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        Ok(applied)
-    }
-
-    /// How many settings changes were applied since the start.
-    pub fn settings_generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
-    }
-
-    /// True when the configuration partition could not be made read-only again after a write.
-    pub fn config_stuck_writable(&self) -> bool {
-        self.config_files.as_ref().is_some_and(ConfigFiles::stuck_writable)
-    }
-
-    /// Whether `ip` is in server.allowed_dashboard_CIDR as it stands now.
-    pub fn dashboard_allows(&self, ip: IpAddr) -> bool {
-        dashboard_allowed(&self.settings.lock().unwrap_or_else(|e| e.into_inner()).server, ip)
-    }
-
-    /// The settings in force (restart-needed changes included, as they will be after a restart).
-    pub fn settings(&self) -> Settings {
-        self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
+    /// The settings in force, and their changes (which also reconfigure the pipeline and the
+    /// log level).
+    pub settings: Arc<LiveSettings>,
+    /// The storage worker: every durable write and blocking file read after start.
+    pub storage: Storage,
 }
 
 /// Runs the daemon until `shutdown` completes.
@@ -192,7 +151,7 @@ pub async fn run(
     config_dir: Option<&Path>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
-    let services = start(&settings, config_dir, Arc::new(SystemClock)).await?;
+    let services = start(&settings, config_dir, Arc::new(SystemClock), Arc::new(RealFs)).await?;
     shutdown.await;
     log::info!("shutting down");
     let pipeline = services.pipeline.clone();
@@ -200,14 +159,10 @@ pub async fn run(
     Ok(())
 }
 
-/// While no admin account exists, makes the setup code the panel's first password needs (off
-/// the runtime thread) and says where it is and where it goes.
-async fn announce_setup_code(admin: &Arc<AdminAccount>, data_dir: &Path) -> Result<(), AppError> {
-    let account = admin.clone();
-    let made = tokio::task::spawn_blocking(move || account.prepare_setup())
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Io("the setup code could not be made".into())))
-        .map_err(|source| AppError::Store { app: "the panel's admin account".into(), source })?;
+/// While no admin account exists, makes the setup code the panel's first password needs (on
+/// the storage worker) and says where it is and where it goes.
+async fn announce_setup_code(admin: &AdminAccount, data_dir: &Path) -> Result<(), AppError> {
+    let made = admin.prepare_setup().await.map_err(admin_error)?;
     if let Some(code) = made {
         log::warn!(
             "no admin account yet: enter the setup code {code} in the web panel with the first password \
@@ -219,32 +174,27 @@ async fn announce_setup_code(admin: &Arc<AdminAccount>, data_dir: &Path) -> Resu
 }
 
 /// Binds the listeners, starts serving them on the current runtime, and says where clients point.
+/// The storage worker writes through `fs` (the real file system, or a test's).
 pub async fn start(
-    settings: &Settings,
-    config_dir: Option<&Path>,
-    clock: Arc<dyn Clock>,
-) -> Result<Arc<Services>, AppError> {
-    start_on(settings, config_dir, clock, Arc::new(RealFs)).await
-}
-
-/// As [`start`], with the storage worker over `fs` (a test's slow or counting file system).
-pub async fn start_on(
     settings: &Settings,
     config_dir: Option<&Path>,
     clock: Arc<dyn Clock>,
     fs: Arc<dyn Fs>,
 ) -> Result<Arc<Services>, AppError> {
     let server = &settings.server;
-    let storage = Storage::start(fs).map_err(AppError::Storage)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&server.data_dir)
+    let storage = Storage::start(fs).map_err(AppError::StorageThread)?;
+    let data_dir = server.data_dir.clone();
+    storage
+        .run(move || std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&data_dir))
+        .await?
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
-    let config_files = config_dir.map(|dir| ConfigFiles::new(dir).vetted_by(Box::new(change_checks::vet)));
-    if let Some(files) = &config_files {
-        tidy_config_partition(files)?;
-    }
+    let config_files = match config_dir.map(Path::to_path_buf) {
+        Some(dir) => {
+            let fs = storage.fs();
+            Some(storage.run(move || config_files(&dir, fs)).await??)
+        }
+        None => None,
+    };
     let now = clock.unix_secs();
     let mut stores = HashMap::new();
     for name in settings.apps.keys() {
@@ -253,10 +203,7 @@ pub async fn start_on(
             .map_err(|source| AppError::Store { app: name.clone(), source })?;
         stores.insert(name.clone(), Arc::new(store));
     }
-    let admin = Arc::new(
-        AdminAccount::open(&server.data_dir)
-            .map_err(|source| AppError::Store { app: "the panel's admin account".into(), source })?,
-    );
+    let admin = Arc::new(AdminAccount::open(&server.data_dir, storage.clone()).await.map_err(admin_error)?);
     announce_setup_code(&admin, &server.data_dir).await?;
     let pipeline = Arc::new(security_pipeline(settings, &stores)?);
     for line in pipeline.describe() {
@@ -288,7 +235,10 @@ pub async fn start_on(
         unadmitted: UnadmittedBudget::new(UNADMITTED_BUFFER_BYTES),
     });
     let tls = match server.rtmps_enabled || server.ssl_enabled {
-        true => Some(tls::server_config(server)?),
+        true => {
+            let (server, fs) = (server.clone(), storage.fs());
+            Some(storage.run(move || tls::server_config(&server, fs.as_ref())).await??)
+        }
         false => None,
     };
 
@@ -301,6 +251,7 @@ pub async fn start_on(
         log::info!("{}", describe(listener.protocol, addr, apps.first().copied().unwrap_or_default()));
         addresses.push((listener.protocol, addr));
     }
+    let watchers = settings_watchers(&pipeline, &stores);
     let services = Arc::new(Services {
         clock,
         client,
@@ -312,13 +263,11 @@ pub async fn start_on(
         sessions,
         webrtc: WebRtc::new(Network::from_settings(server)),
         stores,
-        storage,
         addresses,
-        config_files,
-        settings: Mutex::new(settings.clone()),
-        generation: AtomicU64::new(0),
+        settings: Arc::new(LiveSettings::new(settings.clone(), config_files, storage.clone(), watchers)),
+        storage,
     });
-    let http = Http::new(services.clone());
+    let http = Http::new(http_state(&services));
     let acceptor = || tls.clone().map(TlsAcceptor::from);
     let (rtmp_slots, http_slots) = connection_slots(server);
     for Listener { protocol, socket } in listeners {
@@ -367,9 +316,43 @@ fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore
     Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(audit)))
 }
 
-/// Removes the temporary files a power cut left on the configuration partition, and makes the
-/// files edited by hand their own last good copies.
-fn tidy_config_partition(files: &ConfigFiles) -> Result<(), AppError> {
+/// What the HTTP handlers reach of `services`.
+fn http_state(services: &Services) -> State {
+    State {
+        clock: services.clock.clone(),
+        keys: Arc::new(HttpKeySource::new(services.client.clone())),
+        admin: services.admin.clone(),
+        started: services.started,
+        pipeline: services.pipeline.clone(),
+        admission: services.admission.clone(),
+        hub: services.hub.clone(),
+        sessions: services.sessions.clone(),
+        webrtc: services.webrtc.clone(),
+        stores: services.stores.clone(),
+        addresses: services.addresses.clone(),
+        settings: services.settings.clone(),
+    }
+}
+
+/// What a settings change reconfigures before it is answered: the security pipeline's
+/// policies and lockout rule, and the log level. (The hub's limits need a restart.)
+fn settings_watchers(pipeline: &Arc<Pipeline>, stores: &HashMap<String, Arc<Datastore>>) -> Vec<Watcher> {
+    let (pipeline, stores) = (pipeline.clone(), stores.clone());
+    let policies: Watcher = Box::new(move |settings| pipeline.reconfigure(settings, |app| store_of(&stores, app)));
+    let log_level: Watcher = Box::new(|settings| log::set_max_level(settings.server.log_level.0));
+    vec![policies, log_level]
+}
+
+/// The panel's admin account could not be read or prepared.
+fn admin_error(source: StoreError) -> AppError {
+    AppError::Store { app: "the panel's admin account".into(), source }
+}
+
+/// The writers of the configuration directory `dir`, vetting changes, after tidying it up: the
+/// temporary files a power cut left are removed, and the files edited by hand become their own
+/// last good copies. Blocking: a job on the storage worker.
+fn config_files(dir: &Path, fs: Arc<dyn Fs>) -> Result<ConfigFiles, AppError> {
+    let files = ConfigFiles::with_fs(dir, fs).vetted_by(Box::new(change_checks::vet));
     for (dir, removed) in files.remove_stale_temps().map_err(AppError::Config)? {
         if removed > 0 {
             log::warn!("removed {removed} temporary file(s) an interrupted write left in {}", dir.display());
@@ -384,7 +367,7 @@ fn tidy_config_partition(files: &ConfigFiles) -> Result<(), AppError> {
         }
         Err(e) => log::warn!("a file edited by hand could not become its own last good copy: {e}"),
     }
-    Ok(())
+    Ok(files)
 }
 
 /// An application's datastore as the pipeline sees it.

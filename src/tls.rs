@@ -1,13 +1,13 @@
 //! TLS for the RTMPS and HTTPS listeners: the certificate and key named by
 //! `server.tlsCertFile` and `server.tlsKeyFile`, or else a self-signed device certificate made at
-//! first start and kept in the data directory (its key readable by the daemon only).
+//! first start and kept in the data directory (its key readable by the daemon only). Blocking:
+//! the daemon calls [`server_config`] as a job on the storage worker, before serving starts.
 
 use crate::config::ServerSettings;
+use crate::storage::fs::{Fs, write_private};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,11 +35,12 @@ pub enum TlsError {
     Config(String),
 }
 
-/// The TLS server configuration the settings ask for, making the device certificate if needed.
-pub fn server_config(server: &ServerSettings) -> Result<Arc<ServerConfig>, TlsError> {
+/// The TLS server configuration the settings ask for, making the device certificate through
+/// `fs` if needed.
+pub fn server_config(server: &ServerSettings, fs: &dyn Fs) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert_path, key_path) = match (&server.tls_cert_file, &server.tls_key_file) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        _ => device_certificate(&server.data_dir)?,
+        _ => device_certificate(&server.data_dir, fs)?,
     };
     config_from_files(&cert_path, &key_path)
 }
@@ -66,7 +67,7 @@ pub fn config_from_files(cert_path: &Path, key_path: &Path) -> Result<Arc<Server
 }
 
 /// The device certificate's files, made now if they do not exist yet.
-fn device_certificate(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
+fn device_certificate(data_dir: &Path, fs: &dyn Fs) -> Result<(PathBuf, PathBuf), TlsError> {
     let cert_path = data_dir.join(DEVICE_CERT);
     let key_path = data_dir.join(DEVICE_KEY);
     if cert_path.exists() && key_path.exists() {
@@ -74,23 +75,13 @@ fn device_certificate(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
     }
     let names = vec!["rampart.local".to_string(), "localhost".to_string()];
     let certified = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
-    write_private(&cert_path, certified.cert.pem().as_bytes())?;
+    let write = |path: &Path, pem: String| {
+        write_private(fs, path, pem.as_bytes()).map_err(|e| TlsError::Generate(format!("{}: {e}", path.display())))
+    };
+    write(&key_path, certified.signing_key.serialize_pem())?;
+    write(&cert_path, certified.cert.pem())?;
     log::info!("made a self-signed device certificate: {}", cert_path.display());
     Ok((cert_path, key_path))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| TlsError::Generate(format!("{}: {e}", path.display())))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| TlsError::Generate(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -103,11 +94,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut server = crate::config::load(None).unwrap().settings.server;
         server.data_dir = dir.path().to_path_buf();
-        server_config(&server).unwrap();
+        server_config(&server, &crate::storage::fs::RealFs).unwrap();
         let first = std::fs::read(dir.path().join(DEVICE_CERT)).unwrap();
         let mode = std::fs::metadata(dir.path().join(DEVICE_KEY)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        server_config(&server).unwrap();
+        server_config(&server, &crate::storage::fs::RealFs).unwrap();
         assert_eq!(std::fs::read(dir.path().join(DEVICE_CERT)).unwrap(), first, "kept across starts");
     }
 
@@ -119,7 +110,7 @@ mod tests {
         std::fs::write(&cert, "not a certificate").unwrap();
         server.tls_cert_file = Some(cert.clone());
         server.tls_key_file = Some(dir.path().join("key.pem"));
-        let err = server_config(&server).unwrap_err().to_string();
+        let err = server_config(&server, &crate::storage::fs::RealFs).unwrap_err().to_string();
         assert!(err.starts_with(&cert.display().to_string()), "{err}");
     }
 }

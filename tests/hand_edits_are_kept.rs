@@ -35,7 +35,7 @@ fn a_line_deleted_by_hand_stays_deleted_across_starts_and_power_cuts() {
     // A start adopts the edit as the last good copy: a power cut that empties the file later
     // falls back to the edit, not to the line the user deleted.
     let daemon = InProcess::start_in(dir);
-    assert!(daemon.services.settings().apps["LiveApp"].ip_filter_enabled);
+    assert!(daemon.services.settings.now().apps["LiveApp"].ip_filter_enabled);
     let dir = daemon.stop();
     let good = std::fs::read_to_string(dir.file("apps/.LiveApp.properties.good")).expect("good copy");
     assert!(!good.contains("ipFilterEnabled") && good.contains("remoteAllowedCIDR"), "{good}");

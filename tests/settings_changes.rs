@@ -106,7 +106,7 @@ fn a_live_change_applies_at_once_keeps_sessions_and_survives_a_restart() {
     watching.wait_frames(10);
 
     let change = pairs(&[("playTokenControlEnabled", "true")]);
-    daemon.services.change_settings(&Target::App("LiveApp".into()), &change).unwrap();
+    daemon.change_settings(Target::App("LiveApp".into()), change).unwrap();
 
     let mut newcomer = Reader::start(&daemon.url("s1"), 2, &[]);
     assert!(!newcomer.client.wait(), "a new player now needs a token");
@@ -115,5 +115,5 @@ fn a_live_change_applies_at_once_keeps_sessions_and_survives_a_restart() {
     watching.wait_frames(frames + 30);
 
     let daemon = daemon.restart();
-    assert!(daemon.services.settings().apps["LiveApp"].play_token_control_enabled, "kept across a restart");
+    assert!(daemon.services.settings.now().apps["LiveApp"].play_token_control_enabled, "kept across a restart");
 }

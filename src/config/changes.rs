@@ -6,10 +6,11 @@
 
 use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
 use super::{Invalid, Problem, Settings, check_app_text, check_server_text, properties};
-use crate::storage::fs::RealFs;
+use crate::storage::fs::{Fs, RealFs};
 use crate::storage::mount::Remount;
 use crate::storage::writer::{AtomicWriter, Provenance, WriteError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Checks a change against the world beyond the files (that a named file parses, that a
 /// directory is fit for its use), given the settings in force and those the change makes: a
@@ -21,16 +22,22 @@ pub type Vet = Box<dyn Fn(&Settings, &Settings) -> Vec<(&'static str, String)> +
 pub struct ConfigFiles {
     dir: PathBuf,
     remount: Remount,
-    server: AtomicWriter,
-    apps: AtomicWriter,
+    server: AtomicWriter<Arc<dyn Fs>>,
+    apps: AtomicWriter<Arc<dyn Fs>>,
     vet: Option<Vet>,
 }
 
 impl ConfigFiles {
-    /// The writers of `config_dir`, remounting it around writes when it is a read-only mount.
+    /// The writers of `config_dir` on the real file system (see [`ConfigFiles::with_fs`]).
     pub fn new(config_dir: &Path) -> Self {
+        ConfigFiles::with_fs(config_dir, Arc::new(RealFs))
+    }
+
+    /// The writers of `config_dir` over `fs`, remounting it around writes when it is a
+    /// read-only mount.
+    pub fn with_fs(config_dir: &Path, fs: Arc<dyn Fs>) -> Self {
         let remount = Remount::for_dir(config_dir);
-        let writer = |dir: PathBuf| AtomicWriter::with_fs(&dir, RealFs, remount.clone());
+        let writer = |dir: PathBuf| AtomicWriter::with_fs(&dir, fs.clone(), remount.clone());
         ConfigFiles {
             dir: config_dir.to_path_buf(),
             server: writer(config_dir.to_path_buf()),

@@ -5,6 +5,7 @@
 
 pub mod changes;
 pub mod keys;
+pub mod live;
 mod load;
 pub mod properties;
 mod rules;

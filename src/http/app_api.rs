@@ -22,7 +22,7 @@ pub const MAX_BLOCK_SECONDS: u64 = 10 * 365 * 86_400;
 
 /// Answers `rest` (the path after `/<App>/rest/v2/`) for `app`.
 pub async fn handle(call: &Call, app: &str, rest: &[&str], http: &Http) -> Reply {
-    let Some(store) = http.services.stores.get(app) else { return not_found() };
+    let Some(store) = http.state.stores.get(app) else { return not_found() };
     let api = AppApi { call, app, store, http };
     let result = match (call.method.as_str(), rest) {
         ("POST", ["broadcasts", "create"]) => api.create_broadcast().await,
@@ -89,7 +89,7 @@ impl AppApi<'_> {
     }
 
     fn live(&self, stream_id: &str) -> Option<LiveStatus> {
-        self.http.services.hub.live_streams().into_iter().find(|l| l.app == self.app && l.stream == stream_id)
+        self.http.state.hub.live_streams().into_iter().find(|l| l.app == self.app && l.stream == stream_id)
     }
 
     fn broadcast_json(&self, b: &Broadcast) -> Value {
@@ -139,7 +139,7 @@ impl AppApi<'_> {
         if !self.store.delete_broadcast(id).await.map_err(store_failure)? {
             return Err(no_broadcast(id));
         }
-        self.http.services.sessions.end_stream(self.app, id);
+        self.http.state.sessions.end_stream(self.app, id);
         self.changed("broadcast deleted", success(Some(id)))
     }
 
@@ -161,7 +161,7 @@ impl AppApi<'_> {
         if asked <= now {
             return Err(failure(StatusCode::BAD_REQUEST, "expireDate is in the past"));
         }
-        let lifetime = self.http.services.settings().server.max_token_lifetime.0.as_secs();
+        let lifetime = self.call.settings.server.max_token_lifetime.0.as_secs();
         Ok(Expiry::clamped(asked, now, lifetime))
     }
 
@@ -185,7 +185,7 @@ impl AppApi<'_> {
         let stream_id = checked_id("streamId", id)?;
         let (expiry, kind) = (self.expire_date_param()?, self.action_param()?);
         let expire_date = expiry.date;
-        let settings = self.http.services.settings();
+        let settings = &self.call.settings;
         let secret = settings.apps.get(self.app).map(|a| a.jwt_stream_secret_key.clone()).unwrap_or_default();
         if !secret.is_set() {
             return Err(failure(StatusCode::BAD_REQUEST, "jwtStreamSecretKey is not set for this application"));
@@ -203,7 +203,7 @@ impl AppApi<'_> {
         let stream_id = checked_id("streamId", id)?;
         let (expiry, kind) = (self.expire_date_param()?, self.action_param()?);
         let expire_date = expiry.date;
-        let settings = self.http.services.settings();
+        let settings = &self.call.settings;
         let Some(app) = settings.apps.get(self.app) else { return Err(not_found()) };
         if !app.token_hash_secret.is_set() {
             return Err(failure(StatusCode::BAD_REQUEST, "tokenHashSecret is not set for this application"));
@@ -214,7 +214,7 @@ impl AppApi<'_> {
 
     async fn delete_tokens(&self, id: &str) -> Answer {
         let deleted = self.store.delete_tokens(id).await.map_err(store_failure)?;
-        let ended = self.http.services.sessions.revoke_one_time_tokens(self.app, id);
+        let ended = self.http.state.sessions.revoke_one_time_tokens(self.app, id);
         let what = format!("{deleted} token(s) deleted, {ended} session(s) ended");
         self.changed(&what, success(Some(id)))
     }
@@ -250,7 +250,7 @@ impl AppApi<'_> {
         if !self.store.delete_subscriber(id, sid).await.map_err(store_failure)? {
             return Err(failure(StatusCode::NOT_FOUND, format!("no subscriber {sid:?} for stream {id:?}")));
         }
-        self.http.services.sessions.block_subscriber(self.app, id, sid);
+        self.http.state.sessions.block_subscriber(self.app, id, sid);
         self.changed("subscriber deleted", success(Some(sid)))
     }
 
@@ -258,7 +258,7 @@ impl AppApi<'_> {
     /// application's timeTokenSecretFor<type> derives for it.
     fn totp(&self, id: &str, sid: &str) -> Answer {
         let now = self.http.now().unix;
-        let settings = self.http.services.settings();
+        let settings = &self.call.settings;
         let Some(app) = settings.apps.get(self.app) else { return Err(not_found()) };
         let code = match crate::security::store::SecurityStore::subscriber(self.store, id, sid) {
             Some(s) => totp::code_at(s.secret.expose(), now, u64::from(s.period.unwrap_or(app.time_token_period))),
@@ -289,7 +289,7 @@ impl AppApi<'_> {
         if !self.store.block_subscriber(id, sid, actions, until).await.map_err(store_failure)? {
             return Err(failure(StatusCode::NOT_FOUND, format!("no subscriber {sid:?} for stream {id:?}")));
         }
-        let ended = if seconds > 0 { self.http.services.sessions.block_subscriber(self.app, id, sid) } else { 0 };
+        let ended = if seconds > 0 { self.http.state.sessions.block_subscriber(self.app, id, sid) } else { 0 };
         self.changed(&format!("subscriber blocked for {seconds} s, {ended} session(s) ended"), success(Some(sid)))
     }
 

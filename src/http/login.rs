@@ -6,7 +6,6 @@
 //! lookup leaks nothing of a valid token's bytes.
 
 use crate::secrets::{ct_eq, random_token};
-use crate::security::ip_filter::address_block;
 use ring::digest;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -134,10 +133,11 @@ impl Logins {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether `ip` may try a login of `account` now, and after what delay.
-    pub fn admission(&self, ip: IpAddr, account: &str, now: Instant) -> Admission {
+    /// Whether the address block `address` (see [`crate::security::ip_filter::address_block`])
+    /// may try a login of `account` now, and after what delay.
+    pub fn admission(&self, address: IpAddr, account: &str, now: Instant) -> Admission {
         let state = self.lock();
-        let (address, account) = (address_block(ip), account_key(account));
+        let account = account_key(account);
         let pair = state.by_pair.current(&(address, account.clone()), now).and_then(|f| f.locked_for(now));
         let whole = state.by_address.current(&address, now).and_then(|f| f.locked_for(now));
         if let Some(left) = pair.max(whole) {
@@ -151,10 +151,11 @@ impl Logins {
         Admission::After(delay)
     }
 
-    /// Counts a failed login of `account` from `ip`; true when it locked the address out.
-    pub fn failed(&self, ip: IpAddr, account: &str, now: Instant) -> bool {
+    /// Counts a failed login of `account` from the address block `address`; true when it locked
+    /// the address out.
+    pub fn failed(&self, address: IpAddr, account: &str, now: Instant) -> bool {
         let mut state = self.lock();
-        let (address, account) = (address_block(ip), account_key(account));
+        let account = account_key(account);
         let pair = state.by_pair.count(&(address, account.clone()), Some(MAX_FAILURES), now);
         let whole = state.by_address.count(&address, Some(MAX_ADDRESS_FAILURES), now);
         // The account's count never locks: it only slows its logins down.
@@ -162,10 +163,11 @@ impl Logins {
         pair | whole
     }
 
-    /// Forgets the failures of `account` from `ip` (and the account's), after the right password.
-    pub fn succeeded(&self, ip: IpAddr, account: &str) {
+    /// Forgets the failures of `account` from the address block `address` (and the account's),
+    /// after the right password.
+    pub fn succeeded(&self, address: IpAddr, account: &str) {
         let mut state = self.lock();
-        let (address, account) = (address_block(ip), account_key(account));
+        let account = account_key(account);
         state.by_pair.0.remove(&(address, account.clone()));
         state.by_account.0.remove(&account);
     }
@@ -242,8 +244,9 @@ mod tests {
         assert!(logins.csrf_of(&opened.token, t0).is_none());
     }
 
+    /// The address block of `text`, as the server hands it to the logins.
     fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
+        crate::security::ip_filter::address_block(text.parse().unwrap())
     }
 
     #[test]
@@ -283,7 +286,7 @@ mod tests {
         let logins = Logins::default();
         let t0 = Instant::now();
         for i in 0..1000u32 {
-            let from = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+            let from = ip(&format!("10.0.{}.{}", i / 256, i % 256));
             logins.failed(from, "admin", t0);
         }
         let clean = ip("127.0.0.1");

@@ -15,4 +15,5 @@ mod panel;
 mod reply;
 pub mod server;
 mod server_api;
+pub mod state;
 mod webrtc_api;

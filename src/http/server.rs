@@ -5,14 +5,13 @@
 use super::gate::{client_ip, json_declared, origin_allowed, presented_jwt, presented_server_jwt};
 use super::login::{self, Logins};
 use super::reply::{Reply, failure, not_found};
+use super::state::State;
 use super::{app_api, headers, panel, server_api, webrtc_api};
-use crate::app::Services;
 use crate::config::{AppSettings, Settings};
-use crate::net::jwks::HttpKeySource;
 use crate::net_limits::Slots;
 use crate::security::audit::AuditEvent;
-use crate::security::ip_filter::{dashboard_allowed, rest_allowed};
-use crate::security::jwks::{ApiJwt, KeySource};
+use crate::security::ip_filter::{address_block, dashboard_allowed, rest_allowed};
+use crate::security::jwks::ApiJwt;
 use crate::security::jwt::Hs256;
 use crate::security::{Action, Now, Reason};
 use bytes::Bytes;
@@ -29,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// Largest request body (a whole settings file as JSON fits many times over).
@@ -42,48 +42,55 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// What the HTTP handlers share.
 pub struct Http {
-    /// The daemon's services.
-    pub services: Arc<Services>,
+    /// The daemon's parts the handlers use.
+    pub state: State,
     /// Panel logins.
     pub logins: Logins,
     /// HTTP and HTTPS connections open now.
     pub open_connections: AtomicUsize,
     /// Time a client has to send a whole request head (http.requestHeadTimeout).
     head_timeout: Duration,
-    api_jwts: Mutex<(u64, HashMap<String, Arc<ApiJwt>>)>,
+    api_jwts: Mutex<ApiJwts>,
+}
+
+/// The API JWT checks of the applications (their JWKS caches live in them), built from the
+/// settings snapshot the receiver last saw and dropped when it is told of a new one.
+struct ApiJwts {
+    settings: watch::Receiver<Arc<Settings>>,
+    checks: HashMap<String, Arc<ApiJwt>>,
 }
 
 impl Http {
-    /// The handlers' state over `services`.
-    pub fn new(services: Arc<Services>) -> Arc<Self> {
-        let head_timeout = services.settings().server.http_request_head_timeout.0;
+    /// The handlers' state over `state`.
+    pub fn new(state: State) -> Arc<Self> {
+        let settings = state.settings.watch();
+        let head_timeout = settings.borrow().server.http_request_head_timeout.0;
         Arc::new(Http {
             head_timeout,
-            services,
+            state,
             logins: Logins::default(),
             open_connections: AtomicUsize::new(0),
-            api_jwts: Mutex::default(),
+            api_jwts: Mutex::new(ApiJwts { settings, checks: HashMap::new() }),
         })
     }
 
     /// The moment of a request, on the daemon's clock.
     pub fn now(&self) -> Now {
-        Now::from_clock(self.services.clock.as_ref())
+        Now::from_clock(self.state.clock.as_ref())
     }
 
-    /// The API JWT check of `app` (None: jwtControlEnabled is off), kept while settings stay.
-    fn api_jwt(&self, app: &str, settings: &AppSettings) -> Option<Arc<ApiJwt>> {
-        let generation = self.services.settings_generation();
+    /// The API JWT check of `app` (None: jwtControlEnabled is off), kept until settings change.
+    fn api_jwt(&self, app: &str) -> Option<Arc<ApiJwt>> {
         let mut cache = self.api_jwts.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.0 != generation {
-            *cache = (generation, HashMap::new());
+        if cache.settings.has_changed().unwrap_or(false) {
+            cache.checks.clear();
         }
-        if let Some(check) = cache.1.get(app) {
+        let settings = cache.settings.borrow_and_update().clone();
+        if let Some(check) = cache.checks.get(app) {
             return Some(check.clone());
         }
-        let source: Arc<dyn KeySource> = Arc::new(HttpKeySource::new(self.services.client.clone()));
-        let check = Arc::new(ApiJwt::from_settings(settings, &source)?);
-        cache.1.insert(app.to_string(), check.clone());
+        let check = Arc::new(ApiJwt::from_settings(settings.apps.get(app)?, &self.state.keys)?);
+        cache.checks.insert(app.to_string(), check.clone());
         Some(check)
     }
 }
@@ -100,8 +107,12 @@ pub struct Call {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
-    /// The client's address (see [`client_ip`]).
+    /// The client's address (see [`client_ip`]), canonical (IPv4-mapped IPv6 as IPv4).
     pub ip: IpAddr,
+    /// The address block the client's failures count against (see [`address_block`]).
+    pub block: IpAddr,
+    /// The settings snapshot the request is answered under.
+    pub settings: Arc<Settings>,
     /// Whether it came over HTTPS.
     pub https: bool,
 }
@@ -138,7 +149,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, slots: Arc<S
                 continue;
             }
         };
-        let privileged = http.services.dashboard_allows(peer.ip());
+        let privileged = dashboard_allowed(&http.state.settings.now().server, peer.ip());
         let slot = match slots.take(peer.ip(), privileged) {
             Ok(slot) => slot,
             Err(refusal) => {
@@ -183,23 +194,26 @@ where
 }
 
 async fn handle(request: Request<Incoming>, peer: SocketAddr, https: bool, http: &Http) -> Reply {
-    let settings = http.services.settings();
+    let settings = http.state.settings.now();
     let (parts, body) = request.into_parts();
     let body = match tokio::time::timeout(REQUEST_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(_)) => return failure(StatusCode::PAYLOAD_TOO_LARGE, "the request body is over 64 KiB"),
         Err(_) => return failure(StatusCode::REQUEST_TIMEOUT, "the request body was not sent in time"),
     };
+    let ip = client_ip(peer.ip(), &parts.headers, &settings.server.trusted_proxy_cidr);
     let call = Call {
-        ip: client_ip(peer.ip(), &parts.headers, &settings.server.trusted_proxy_cidr),
+        ip,
+        block: address_block(ip),
         segments: parts.uri.path().trim_start_matches('/').split('/').map(str::to_string).collect(),
         query: parts.uri.query().map(str::to_string),
         method: parts.method,
         headers: parts.headers,
         body,
         https,
+        settings,
     };
-    let (mut reply, csp) = route(&call, &settings, http).await;
+    let (mut reply, csp) = route(&call, http).await;
     headers::secure(&mut reply, &csp, https);
     reply
 }
@@ -207,7 +221,8 @@ async fn handle(request: Request<Incoming>, peer: SocketAddr, https: bool, http:
 /// Picks the handler for the path, after its gate; returns the answer and the CSP it carries.
 /// The panel and REST API take calls only from the box's own or a listed origin, and REST
 /// bodies only as `application/json`; WHIP and WHEP keep their own rules.
-async fn route(call: &Call, settings: &Settings, http: &Http) -> (Reply, String) {
+async fn route(call: &Call, http: &Http) -> (Reply, String) {
+    let settings = call.settings.as_ref();
     let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     let webrtc = matches!(segments.as_slice(), [_, "whep" | "whip", ..]);
     if !webrtc && !origin_allowed(&call.headers, call.https, &settings.server.allowed_origins) {
@@ -233,7 +248,7 @@ async fn route(call: &Call, settings: &Settings, http: &Http) -> (Reply, String)
         }
         [app, "rest", "v2", rest @ ..] if settings.apps.contains_key(*app) => {
             let app_settings = &settings.apps[*app];
-            let reply = match app_access(call, settings, app, app_settings, http).await {
+            let reply = match app_access(call, app, app_settings, http).await {
                 Ok(()) => app_api::handle(call, app, rest, http).await,
                 Err(refusal) => refusal,
             };
@@ -262,7 +277,7 @@ async fn route(call: &Call, settings: &Settings, http: &Http) -> (Reply, String)
 
 /// The port the HTTPS listener is bound to, when there is one.
 pub fn https_port(http: &Http) -> Option<u16> {
-    http.services.addresses.iter().find(|(protocol, _)| *protocol == "HTTPS").map(|(_, addr)| addr.port())
+    http.state.addresses.iter().find(|(protocol, _)| *protocol == "HTTPS").map(|(_, addr)| addr.port())
 }
 
 /// Only the dashboard CIDR reaches the panel and the server API.
@@ -290,20 +305,14 @@ fn server_access(call: &Call, settings: &Settings, http: &Http) -> Result<(), Re
 
 /// A panel login from the dashboard CIDR; otherwise remoteAllowedCIDR (when ipFilterEnabled)
 /// and the application JWT (when jwtControlEnabled).
-async fn app_access(
-    call: &Call,
-    settings: &Settings,
-    app: &str,
-    app_settings: &AppSettings,
-    http: &Http,
-) -> Result<(), Reply> {
-    if dashboard_allowed(&settings.server, call.ip) && login_access(call, http).is_some_and(|r| r.is_ok()) {
+async fn app_access(call: &Call, app: &str, app_settings: &AppSettings, http: &Http) -> Result<(), Reply> {
+    if dashboard_allowed(&call.settings.server, call.ip) && login_access(call, http).is_some_and(|r| r.is_ok()) {
         return Ok(());
     }
     if !rest_allowed(app_settings, call.ip) {
         return Err(refuse(call, app, StatusCode::FORBIDDEN, "address not in remoteAllowedCIDR", http));
     }
-    let Some(check) = http.api_jwt(app, app_settings) else { return Ok(()) };
+    let Some(check) = http.api_jwt(app) else { return Ok(()) };
     let Some(jwt) = presented_jwt(&call.headers) else {
         return Err(refuse(call, app, StatusCode::UNAUTHORIZED, &Reason::JwtMissing.to_string(), http));
     };
@@ -346,6 +355,6 @@ pub fn audit(call: &Call, app: &str, allowed: bool, what: &str, http: &Http) {
         reason: what.to_string(),
         count: 1,
     };
-    let audit = http.services.pipeline.audit();
+    let audit = http.state.pipeline.audit();
     if allowed { audit.record_admin(event) } else { audit.record(event) }
 }

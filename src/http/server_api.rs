@@ -37,13 +37,11 @@ pub async fn handle(call: &Call, rest: &[&str], http: &Http) -> Reply {
         ("GET", ["users", "session"]) => Ok(session(call, http)),
         ("GET", ["applications"]) => Ok(applications(http)),
         ("GET", ["settings-schema"]) => Ok(schema()),
-        ("GET", ["server-settings"]) => {
-            Ok(json(StatusCode::OK, &settings_json(&http.services.settings().server.rendered())))
-        }
-        ("PUT", ["server-settings"]) => change_settings(call, Target::Server, SERVER_KEYS, http),
+        ("GET", ["server-settings"]) => Ok(json(StatusCode::OK, &settings_json(&call.settings.server.rendered()))),
+        ("PUT", ["server-settings"]) => change_settings(call, Target::Server, SERVER_KEYS, http).await,
         ("GET", ["applications", "settings", app]) => app_settings(app, http),
         ("PUT", ["applications", "settings", app]) => {
-            change_settings(call, Target::App(app.to_string()), APP_KEYS, http)
+            change_settings(call, Target::App(app.to_string()), APP_KEYS, http).await
         }
         ("GET", ["security-events"]) => Ok(security_events(call, http)),
         ("GET", ["live-streams"]) => Ok(live_streams(http)),
@@ -68,7 +66,7 @@ struct UserPassword {
 }
 
 fn first_login_status(http: &Http) -> Reply {
-    let first = http.services.admin.username().is_none();
+    let first = http.state.admin.username().is_none();
     json(StatusCode::OK, &json!({ "success": first, "firstLogin": first }))
 }
 
@@ -77,11 +75,8 @@ async fn create_admin(call: &Call, http: &Http) -> Answer {
     https_only(call, http)?;
     let user: UserPassword = parse_body(&call.body)?;
     admitted(call, &user.email, http).await?;
-    let admin = http.services.admin.clone();
-    let name = user.email.clone();
-    let created = tokio::task::spawn_blocking(move || admin.create(&user.email, &user.password, &user.setup_code))
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Io("the password hash could not be made".into())));
+    let created = http.state.admin.create(&user.email, &user.password, &user.setup_code).await;
+    let name = user.email;
     match created {
         Ok(()) => {
             audit(call, "", true, &format!("admin account {name:?} created"), http);
@@ -89,7 +84,7 @@ async fn create_admin(call: &Call, http: &Http) -> Answer {
         }
         Err(e @ StoreError::Exists(..)) => Err(refuse(call, "", StatusCode::FORBIDDEN, &e.to_string(), http)),
         Err(e @ StoreError::Refused(_)) => {
-            http.logins.failed(call.ip, &name, http.now().instant);
+            http.logins.failed(call.block, &name, http.now().instant);
             Err(refuse(call, "", StatusCode::FORBIDDEN, &e.to_string(), http))
         }
         Err(e) => Err(failure(StatusCode::BAD_REQUEST, e)),
@@ -100,18 +95,17 @@ async fn authenticate(call: &Call, http: &Http) -> Answer {
     https_only(call, http)?;
     let user: UserPassword = parse_body(&call.body)?;
     admitted(call, &user.email, http).await?;
-    let admin = http.services.admin.clone();
-    let name = user.email.clone();
-    let valid = tokio::task::spawn_blocking(move || admin.verify(&user.email, &user.password)).await.unwrap_or(false);
+    let valid = http.state.admin.verify(&user.email, &user.password).await;
+    let name = user.email;
     if !valid {
-        let locked = http.logins.failed(call.ip, &name, http.now().instant);
+        let locked = http.logins.failed(call.block, &name, http.now().instant);
         let why = match locked {
             true => "wrong user name or password; this address is locked out for a while",
             false => "wrong user name or password",
         };
         return Err(refuse(call, "", StatusCode::UNAUTHORIZED, why, http));
     }
-    http.logins.succeeded(call.ip, &name);
+    http.logins.succeeded(call.block, &name);
     audit(call, "", true, "logged in", http);
     open_login(call, http)
 }
@@ -129,7 +123,7 @@ fn https_only(call: &Call, http: &Http) -> Result<(), Reply> {
 
 /// Waits out the account's delay, or refuses an address locked out of it.
 async fn admitted(call: &Call, account: &str, http: &Http) -> Result<(), Reply> {
-    match http.logins.admission(call.ip, account, http.now().instant) {
+    match http.logins.admission(call.block, account, http.now().instant) {
         Admission::After(delay) if delay.is_zero() => Ok(()),
         Admission::After(delay) => {
             tokio::time::sleep(delay).await;
@@ -173,11 +167,11 @@ fn set_session_cookie(reply: &mut Reply, token: Option<&str>, https: bool) {
 /// Who is logged in, and the CSRF token the panel sends with changes.
 fn session(call: &Call, http: &Http) -> Reply {
     let csrf = call.session_token().and_then(|t| http.logins.csrf_of(t, http.now().instant));
-    json(StatusCode::OK, &json!({ "username": http.services.admin.username(), "csrfToken": csrf }))
+    json(StatusCode::OK, &json!({ "username": http.state.admin.username(), "csrfToken": csrf }))
 }
 
 fn applications(http: &Http) -> Reply {
-    let settings = http.services.settings();
+    let settings = http.state.settings.now();
     json(StatusCode::OK, &json!({ "applications": settings.apps.keys().collect::<Vec<_>>() }))
 }
 
@@ -225,7 +219,7 @@ fn settings_json(rendered: &[(&'static KeyDef, String)]) -> Value {
 }
 
 fn app_settings(app: &str, http: &Http) -> Answer {
-    let settings = http.services.settings();
+    let settings = http.state.settings.now();
     let app =
         settings.apps.get(app).ok_or_else(|| failure(StatusCode::NOT_FOUND, format!("no application {app:?}")))?;
     Ok(json(StatusCode::OK, &settings_json(&app.rendered())))
@@ -233,7 +227,7 @@ fn app_settings(app: &str, http: &Http) -> Answer {
 
 /// Writes the settings of the body (a JSON object keyed by property name) to `target`; a
 /// secret sent back as `***` stays as it is.
-fn change_settings(call: &Call, target: Target, table: &[KeyDef], http: &Http) -> Answer {
+async fn change_settings(call: &Call, target: Target, table: &[KeyDef], http: &Http) -> Answer {
     let body: Map<String, Value> = parse_body(&call.body)?;
     let mut values = Vec::new();
     for (key, value) in body {
@@ -254,12 +248,13 @@ fn change_settings(call: &Call, target: Target, table: &[KeyDef], http: &Http) -
         values.push((key, text));
     }
     let app = match &target {
-        Target::App(app) => app.as_str(),
-        Target::Server => "",
+        Target::App(app) => app.clone(),
+        Target::Server => String::new(),
     };
-    match http.services.change_settings(&target, &values) {
+    let keys: Vec<String> = values.iter().map(|(k, _)| k.clone()).collect();
+    match http.state.settings.change(target, values).await {
         Ok(applied) => {
-            let keys: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
+            let app = app.as_str();
             audit(call, app, true, &format!("settings changed: {}", keys.join(", ")), http);
             let warnings: Vec<Value> = applied.warnings.iter().map(problem_json).collect();
             Ok(json(
@@ -289,7 +284,7 @@ fn security_events(call: &Call, http: &Http) -> Reply {
     let action = query_param(q, "action");
     let app = query_param(q, "app");
     let limit = query_param(q, "limit").and_then(|l| l.parse().ok()).unwrap_or(MAX_EVENTS).min(MAX_EVENTS);
-    let events = http.services.pipeline.audit().newest(limit, |e| {
+    let events = http.state.pipeline.audit().newest(limit, |e| {
         outcome.as_deref().is_none_or(|o| (o == "allowed") == e.allowed)
             && action.as_deref().is_none_or(|a| a == e.action)
             && app.as_deref().is_none_or(|a| a == e.app)
@@ -299,7 +294,7 @@ fn security_events(call: &Call, http: &Http) -> Reply {
 
 fn live_streams(http: &Http) -> Reply {
     let streams: Vec<Value> = http
-        .services
+        .state
         .hub
         .live_streams()
         .into_iter()
@@ -315,7 +310,7 @@ fn live_streams(http: &Http) -> Reply {
 }
 
 fn stop_stream(call: &Call, app: &str, stream: &str, http: &Http) -> Reply {
-    let ended = http.services.sessions.end_stream(app, stream);
+    let ended = http.state.sessions.end_stream(app, stream);
     if ended == 0 {
         return failure(StatusCode::NOT_FOUND, format!("{app}/{stream} is not live"));
     }
@@ -325,7 +320,7 @@ fn stop_stream(call: &Call, app: &str, stream: &str, http: &Http) -> Reply {
 
 /// Prometheus text: connections, streams, readers, bytes and decisions by outcome and reason.
 fn metrics(http: &Http) -> Reply {
-    let services = &http.services;
+    let services = &http.state;
     let live = services.hub.live_streams();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
@@ -348,7 +343,7 @@ fn metrics(http: &Http) -> Reply {
         "rampart_config_stuck_writable",
         "1 when the config partition could not be made read-only again.",
         "gauge",
-        u64::from(services.config_stuck_writable()),
+        u64::from(services.settings.stuck_writable()),
     );
     let _ = writeln!(out, "# HELP rampart_decisions_total Security decisions by outcome, action and reason.");
     let _ = writeln!(out, "# TYPE rampart_decisions_total counter");
@@ -365,8 +360,8 @@ fn metrics(http: &Http) -> Reply {
 
 /// Version, uptime, storage and TPM status, for the panel's system page.
 fn system_status(http: &Http) -> Reply {
-    let services = &http.services;
-    let data_dir = services.settings().server.data_dir;
+    let services = &http.state;
+    let data_dir = services.settings.now().server.data_dir.clone();
     // The field types are 32 bits wide on armv7, 64 on aarch64: hence the conversions.
     #[allow(clippy::useless_conversion)]
     let storage = nix::sys::statvfs::statvfs(&data_dir).ok().map(|s| {
@@ -381,7 +376,7 @@ fn system_status(http: &Http) -> Reply {
             "listeners": services.addresses.iter().map(|(p, a)| json!({ "protocol": p, "port": a.port() })).collect::<Vec<_>>(),
             "uptimeSeconds": services.started.elapsed().as_secs(),
             "dataDir": { "path": data_dir, "storage": storage },
-            "configPartition": { "stuckWritable": services.config_stuck_writable() },
+            "configPartition": { "stuckWritable": services.settings.stuck_writable() },
             "tpm": { "present": std::path::Path::new("/dev/tpmrm0").exists(), "sealsSecrets": false },
         }),
     )

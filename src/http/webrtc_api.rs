@@ -20,7 +20,7 @@ pub async fn handle(call: &Call, action: Action, app: &str, stream: &str, sessio
     let mut reply = match (call.method.as_str(), session) {
         ("OPTIONS", _) => with_body(StatusCode::NO_CONTENT, "text/plain", ""),
         ("POST", None) => offer(call, action, app, stream, http).await,
-        ("DELETE", Some(id)) if http.services.webrtc.stop(id) => with_body(StatusCode::OK, "text/plain", ""),
+        ("DELETE", Some(id)) if http.state.webrtc.stop(id) => with_body(StatusCode::OK, "text/plain", ""),
         ("DELETE", Some(_)) => failure(StatusCode::NOT_FOUND, "no such WebRTC session"),
         _ => failure(StatusCode::METHOD_NOT_ALLOWED, "POST an SDP offer, or DELETE a session's Location"),
     };
@@ -44,7 +44,7 @@ async fn offer(call: &Call, action: Action, app: &str, stream: &str, http: &Http
     let Some(sdp) = std::str::from_utf8(&call.body).ok().filter(|s| !s.is_empty() && s.len() <= MAX_OFFER_BYTES) else {
         return failure(StatusCode::BAD_REQUEST, "the offer must be SDP text of at most 32 KiB");
     };
-    let services = &http.services;
+    let services = &http.state;
     let mut credentials = Credentials::from_query(call.query.as_deref().unwrap_or_default());
     if let Some(auth) = call.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         credentials = credentials.with_authorization(auth);
@@ -78,7 +78,7 @@ async fn offer(call: &Call, action: Action, app: &str, stream: &str, http: &Http
         Err(Refused::Denied(_)) => return failure(StatusCode::FORBIDDEN, "access denied"),
         Err(Refused::Unavailable(e)) => return refusal(e),
     };
-    let ends_at = grant.ends_at(services.clock.as_ref()).filter(|_| services.settings().server.end_sessions_with_grant);
+    let ends_at = grant.ends_at(services.clock.as_ref()).filter(|_| call.settings.server.end_sessions_with_grant);
     let grant = GrantWatch { handle: services.sessions.register(app, stream, &grant), ends_at };
     let answered = webrtc.start(prepared, grant);
     let mut reply = with_body(StatusCode::CREATED, "application/sdp", answered.sdp);

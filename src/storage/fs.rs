@@ -30,6 +30,22 @@ pub trait Fs: Send + Sync {
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()>;
 }
 
+/// Writes `bytes` as `path` (replacing what was there), readable by its owner only, and makes it
+/// durable: for the files that are not framed by the atomic writer because people and other
+/// programs read them as they are (the setup code, the device certificate and key).
+pub fn write_private(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    match fs.remove(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs.create_new(path, bytes, path)?;
+    fs.sync_file(path)?;
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => fs.sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;

@@ -5,18 +5,18 @@
 //! the first visitor of the panel cannot claim the box.
 
 use super::StoreError;
+use crate::storage::Storage;
+use crate::storage::fs::{Fs, write_private};
+use crate::storage::mount::Remount;
 use crate::storage::writer::AtomicWriter;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::pbkdf2;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use std::fs::OpenOptions;
-use std::io::Write as _;
 use std::num::NonZeroU32;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// PBKDF2 rounds for a new password: about 60 ms on a Cortex-A53, so a login stays quick and a
 /// stolen hash stays slow to guess.
@@ -45,51 +45,117 @@ struct Record {
     hash_base64: String,
 }
 
-/// The admin account, loaded from and kept in the data directory.
+impl Record {
+    /// The record of `username` with a fresh salt and the hash of `password` (CPU-heavy).
+    fn hashed(username: &str, password: &str) -> Result<Self, StoreError> {
+        let mut salt = [0u8; SALT_BYTES];
+        SystemRandom::new().fill(&mut salt).map_err(|_| StoreError::Io("no randomness for the salt".into()))?;
+        let mut hash = [0u8; HASH_BYTES];
+        pbkdf2::derive(ALGORITHM, rounds(ITERATIONS), &salt, password.as_bytes(), &mut hash);
+        Ok(Record {
+            username: username.to_string(),
+            iterations: ITERATIONS,
+            salt_base64: STANDARD.encode(salt),
+            hash_base64: STANDARD.encode(hash),
+        })
+    }
+
+    /// Whether `username` and `password` are this account's (constant time; CPU-heavy).
+    fn matches(&self, username: &str, password: &str) -> bool {
+        let (Ok(salt), Ok(hash)) = (STANDARD.decode(&self.salt_base64), STANDARD.decode(&self.hash_base64)) else {
+            return false;
+        };
+        let password_ok = pbkdf2::verify(ALGORITHM, rounds(self.iterations), &salt, password.as_bytes(), &hash).is_ok();
+        let name_ok = crate::secrets::ct_eq(self.username.as_bytes(), username.as_bytes());
+        password_ok & name_ok
+    }
+}
+
+/// The admin account, loaded from and kept in the data directory. Its files are read and
+/// written by jobs on the storage worker; its password hashes are made and checked on tokio's
+/// blocking threads, so that a login's 60 ms of PBKDF2 never waits behind an fsync, nor delays
+/// the durable writes queued on the worker.
 pub struct AdminAccount {
-    writer: AtomicWriter,
+    storage: Storage,
+    /// What the worker's jobs reach.
+    kept: Arc<Kept>,
+}
+
+/// The account's files and what is known of them. The creating job checks and sets the record
+/// on the worker, whose order makes two creations one after the other, and whose job completes
+/// even when the caller went away.
+struct Kept {
+    writer: AtomicWriter<Arc<dyn Fs>>,
     record: Mutex<Option<Record>>,
     setup_code: Mutex<Option<String>>,
 }
 
+impl Kept {
+    fn lock(&self) -> MutexGuard<'_, Option<Record>> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn setup_path(&self) -> PathBuf {
+        self.writer.dir().join(SETUP_FILE)
+    }
+
+    /// Keeps `record` as the account unless one exists, and removes the setup code (blocking:
+    /// a job on the worker, whose order keeps the check and the write together; the record's
+    /// lock is not held across the write, so readers of the account never wait for it).
+    fn keep(&self, record: Record, fs: &dyn Fs) -> Result<(), StoreError> {
+        if self.lock().is_some() {
+            return Err(StoreError::Exists("admin account", record.username));
+        }
+        let body = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Io(e.to_string()))?;
+        self.writer.write(FILE, &body).map_err(|e| StoreError::Io(e.to_string()))?;
+        *self.lock() = Some(record);
+        *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        match fs.remove(&self.setup_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => log::warn!("{SETUP_FILE} not removed: {e}"),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn stopped(e: crate::storage::StorageError) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
 impl AdminAccount {
-    /// The account kept in `data_dir`, if one was created.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        let writer = AtomicWriter::new(data_dir);
-        let record = match writer
-            .load(FILE, &|body| serde_json::from_slice::<Record>(body).is_ok())
-            .map_err(|e| StoreError::Io(e.to_string()))?
-        {
-            Some(file) => Some(
-                serde_json::from_slice::<Record>(file.body())
-                    .map_err(|e| StoreError::Corrupt(FILE.to_string(), e.to_string()))?,
-            ),
-            None => None,
-        };
-        Ok(AdminAccount { writer, record: Mutex::new(record), setup_code: Mutex::default() })
+    /// The account kept in `data_dir`, if one was created (read on the storage worker).
+    pub async fn open(data_dir: &Path, storage: Storage) -> Result<Self, StoreError> {
+        let (dir, fs) = (data_dir.to_path_buf(), storage.fs());
+        let (writer, record) = storage
+            .run(move || {
+                let writer = AtomicWriter::with_fs(&dir, fs, Remount::for_dir(&dir));
+                load(&writer).map(|record| (writer, record))
+            })
+            .await
+            .map_err(stopped)??;
+        let kept = Kept { writer, record: Mutex::new(record), setup_code: Mutex::default() };
+        Ok(AdminAccount { storage, kept: Arc::new(kept) })
     }
 
     /// While no account exists: makes the setup code the first password needs, writes it to
-    /// `data.dir/setup-code` (mode 0600) and returns it. Blocking: call it off the runtime thread.
-    pub fn prepare_setup(&self) -> Result<Option<String>, StoreError> {
+    /// `data.dir/setup-code` (mode 0600, on the storage worker) and returns it.
+    pub async fn prepare_setup(&self) -> Result<Option<String>, StoreError> {
         if self.username().is_some() {
             return Ok(None);
         }
         let mut random = [0u8; SETUP_CHARS];
         SystemRandom::new().fill(&mut random).map_err(|_| StoreError::Io("no randomness for the setup code".into()))?;
         let code: String = random.iter().map(|b| char::from(SETUP_ALPHABET[usize::from(b % 32)])).collect();
-        let path = self.setup_path();
-        let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
-        let mut file =
-            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(io)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(io)?;
-        file.write_all(format!("{code}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
-        *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.clone());
+        let (fs, path, line) = (self.storage.fs(), self.kept.setup_path(), format!("{code}\n"));
+        self.storage
+            .run(move || {
+                write_private(fs.as_ref(), &path, line.as_bytes())
+                    .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))
+            })
+            .await
+            .map_err(stopped)??;
+        *self.kept.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.clone());
         Ok(Some(code))
-    }
-
-    fn setup_path(&self) -> PathBuf {
-        self.writer.dir().join(SETUP_FILE)
     }
 
     /// Whether `presented` is the setup code (compared in constant time; case, spaces and dashes
@@ -97,23 +163,19 @@ impl AdminAccount {
     fn setup_code_matches(&self, presented: &str) -> bool {
         let presented: String =
             presented.chars().filter(|c| !matches!(c, ' ' | '-')).map(|c| c.to_ascii_uppercase()).collect();
-        let code = self.setup_code.lock().unwrap_or_else(|e| e.into_inner());
+        let code = self.kept.setup_code.lock().unwrap_or_else(|e| e.into_inner());
         code.as_deref().is_some_and(|code| crate::secrets::ct_eq(code.as_bytes(), presented.as_bytes()))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<Record>> {
-        self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The admin's user name, once the account exists.
     pub fn username(&self) -> Option<String> {
-        self.lock().as_ref().map(|r| r.username.clone())
+        self.kept.lock().as_ref().map(|r| r.username.clone())
     }
 
     /// Creates the account with the setup code of this start, and removes the setup code's
     /// file; refused when one exists, or the code is wrong, or the name or password is unfit.
-    /// Blocking: call it off the runtime thread.
-    pub fn create(&self, username: &str, password: &str, setup_code: &str) -> Result<(), StoreError> {
+    /// The hash is made on a blocking thread, the files are written on the storage worker.
+    pub async fn create(&self, username: &str, password: &str, setup_code: &str) -> Result<(), StoreError> {
         if self.username().is_some() {
             return Err(StoreError::Exists("admin account", username.to_string()));
         }
@@ -131,41 +193,31 @@ impl AdminAccount {
         if password.chars().count() < MIN_PASSWORD_CHARS {
             return Err(StoreError::Unfit("the password must be at least 10 characters"));
         }
-        let mut current = self.lock();
-        if current.is_some() {
-            return Err(StoreError::Exists("admin account", username.to_string()));
-        }
-        let mut salt = [0u8; SALT_BYTES];
-        SystemRandom::new().fill(&mut salt).map_err(|_| StoreError::Io("no randomness for the salt".into()))?;
-        let mut hash = [0u8; HASH_BYTES];
-        pbkdf2::derive(ALGORITHM, rounds(ITERATIONS), &salt, password.as_bytes(), &mut hash);
-        let record = Record {
-            username: username.to_string(),
-            iterations: ITERATIONS,
-            salt_base64: STANDARD.encode(salt),
-            hash_base64: STANDARD.encode(hash),
-        };
-        let body = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Io(e.to_string()))?;
-        self.writer.write(FILE, &body).map_err(|e| StoreError::Io(e.to_string()))?;
-        *current = Some(record);
-        *self.setup_code.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        match std::fs::remove_file(self.setup_path()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => log::warn!("{SETUP_FILE} not removed: {e}"),
-            _ => {}
-        }
-        Ok(())
+        let (name, secret) = (username.to_string(), password.to_string());
+        let record = tokio::task::spawn_blocking(move || Record::hashed(&name, &secret))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Io("the password hash could not be made".into())))?;
+        let (kept, fs) = (self.kept.clone(), self.storage.fs());
+        self.storage.run(move || kept.keep(record, fs.as_ref())).await.map_err(stopped)?
     }
 
-    /// Whether `username` and `password` are the admin's (compared in constant time).
-    pub fn verify(&self, username: &str, password: &str) -> bool {
-        let Some(record) = self.lock().clone() else { return false };
-        let (Ok(salt), Ok(hash)) = (STANDARD.decode(&record.salt_base64), STANDARD.decode(&record.hash_base64)) else {
-            return false;
-        };
-        let password_ok =
-            pbkdf2::verify(ALGORITHM, rounds(record.iterations), &salt, password.as_bytes(), &hash).is_ok();
-        let name_ok = crate::secrets::ct_eq(record.username.as_bytes(), username.as_bytes());
-        password_ok & name_ok
+    /// Whether `username` and `password` are the admin's (compared in constant time, on a
+    /// blocking thread).
+    pub async fn verify(&self, username: &str, password: &str) -> bool {
+        let Some(record) = self.kept.lock().clone() else { return false };
+        let (name, secret) = (username.to_string(), password.to_string());
+        tokio::task::spawn_blocking(move || record.matches(&name, &secret)).await.unwrap_or(false)
+    }
+}
+
+/// The account in `writer`'s directory, if one was created.
+fn load(writer: &AtomicWriter<Arc<dyn Fs>>) -> Result<Option<Record>, StoreError> {
+    let parses = |body: &[u8]| serde_json::from_slice::<Record>(body).is_ok();
+    match writer.load(FILE, &parses).map_err(|e| StoreError::Io(e.to_string()))? {
+        Some(file) => serde_json::from_slice::<Record>(file.body())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(FILE.to_string(), e.to_string())),
+        None => Ok(None),
     }
 }
 
@@ -179,41 +231,45 @@ fn rounds(n: u32) -> NonZeroU32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_account_is_made_once_and_checked_after_a_restart() {
+    fn storage() -> Storage {
+        Storage::start(Arc::new(crate::storage::fs::RealFs)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_account_is_made_once_and_checked_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let account = AdminAccount::open(dir.path()).unwrap();
+        let account = AdminAccount::open(dir.path(), storage()).await.unwrap();
         assert_eq!(account.username(), None);
-        assert!(!account.verify("admin", "anything at all"));
-        let code = account.prepare_setup().unwrap().unwrap();
+        assert!(!account.verify("admin", "anything at all").await);
+        let code = account.prepare_setup().await.unwrap().unwrap();
         let file = dir.path().join(SETUP_FILE);
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), code);
-        assert!(matches!(account.create("admin", "correct horse battery", "WRONG"), Err(StoreError::Refused(_))));
-        assert!(matches!(account.create("admin", "correct horse battery", ""), Err(StoreError::Refused(_))));
-        account.create("admin", "correct horse battery", &code.to_lowercase()).unwrap();
+        assert!(matches!(account.create("admin", "correct horse battery", "WRONG").await, Err(StoreError::Refused(_))));
+        assert!(matches!(account.create("admin", "correct horse battery", "").await, Err(StoreError::Refused(_))));
+        account.create("admin", "correct horse battery", &code.to_lowercase()).await.unwrap();
         assert!(!file.exists(), "the setup code is gone once the account exists");
-        assert!(matches!(account.create("admin", "another long password", &code), Err(StoreError::Exists(..))));
-        assert_eq!(account.prepare_setup().unwrap(), None);
+        assert!(matches!(account.create("admin", "another long password", &code).await, Err(StoreError::Exists(..))));
+        assert_eq!(account.prepare_setup().await.unwrap(), None);
 
-        let reopened = AdminAccount::open(dir.path()).unwrap();
+        let reopened = AdminAccount::open(dir.path(), storage()).await.unwrap();
         assert_eq!(reopened.username().as_deref(), Some("admin"));
-        assert!(reopened.verify("admin", "correct horse battery"));
-        assert!(!reopened.verify("admin", "correct horse batterY"));
-        assert!(!reopened.verify("root", "correct horse battery"));
+        assert!(reopened.verify("admin", "correct horse battery").await);
+        assert!(!reopened.verify("admin", "correct horse batterY").await);
+        assert!(!reopened.verify("root", "correct horse battery").await);
         let file = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert!(!file.contains("correct horse"), "only the hash is kept");
     }
 
-    #[test]
-    fn unfit_names_and_passwords_are_refused() {
+    #[tokio::test]
+    async fn unfit_names_and_passwords_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let account = AdminAccount::open(dir.path()).unwrap();
-        let code = account.prepare_setup().unwrap().unwrap();
-        assert!(matches!(account.create("admin", "short", &code), Err(StoreError::Unfit(_))));
-        assert!(matches!(account.create("", "long enough password", &code), Err(StoreError::Unfit(_))));
-        assert!(matches!(account.create("a\nb", "long enough password", &code), Err(StoreError::Unfit(_))));
+        let account = AdminAccount::open(dir.path(), storage()).await.unwrap();
+        let code = account.prepare_setup().await.unwrap().unwrap();
+        assert!(matches!(account.create("admin", "short", &code).await, Err(StoreError::Unfit(_))));
+        assert!(matches!(account.create("", "long enough password", &code).await, Err(StoreError::Unfit(_))));
+        assert!(matches!(account.create("a\nb", "long enough password", &code).await, Err(StoreError::Unfit(_))));
         assert_eq!(account.username(), None);
     }
 }

@@ -6,6 +6,7 @@ use super::rest::{Answer, Rest};
 use rampart::app::{self, Services};
 use rampart::clock::{Clock, SystemClock};
 use rampart::config;
+use rampart::config::changes::{Applied, Target};
 use rampart::secrets::Secret;
 use rampart::security::Action;
 use rampart::security::store::OneTimeToken;
@@ -48,7 +49,7 @@ impl InProcess {
         Self::start_on(config, Arc::new(RealFs))
     }
 
-    /// Starts the daemon on `config` with its storage worker over `fs` (a counting or slow one).
+    /// Starts the daemon on `config`, its storage worker writing through `fs`.
     pub fn start_on(config: ConfigDir, fs: Arc<dyn Fs>) -> Self {
         let settings = config::load(Some(config.path())).unwrap_or_else(|e| panic!("{e}")).settings;
         let dir = config.path().to_path_buf();
@@ -58,7 +59,7 @@ impl InProcess {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 let services =
-                    app::start_on(&settings, Some(&dir), Arc::new(SystemClock), fs).await.expect("daemon starts");
+                    app::start(&settings, Some(&dir), Arc::new(SystemClock), fs).await.expect("daemon starts");
                 services_tx.send(services).expect("test alive");
                 let _ = stopped.await;
             });
@@ -92,6 +93,13 @@ impl InProcess {
                 .iter()
                 .any(|s| s.stream == stream && s.readers >= readers && s.video.is_some())
         });
+    }
+
+    /// Changes settings as the REST API does (written on the daemon's storage worker, in force
+    /// when this returns), waiting for the change from the test's thread.
+    pub fn change_settings(&self, target: Target, values: Vec<(String, String)>) -> Result<Applied, config::Invalid> {
+        let waiter = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        waiter.block_on(self.services.settings.change(target, values))
     }
 
     /// Whether the audit trail holds a refused API call whose reason contains `reason`.
