@@ -13,10 +13,13 @@ use crate::net_limits::{SlotLimits, Slots};
 use crate::rtmp;
 use crate::rtmp::chunks::{GuardLimits, UnadmittedBudget};
 use crate::security::Pipeline;
-use crate::security::audit::{Audit, Rotation};
+use crate::security::audit::Audit;
 use crate::security::ip_filter::dashboard_allowed;
 use crate::security::sessions::Sessions;
 use crate::security::store::SecurityStore;
+use crate::storage::Storage;
+use crate::storage::audit_file::{AuditFiles, Rotation};
+use crate::storage::fs::RealFs;
 use crate::storage::writer::WriteError;
 use crate::store::admin::{AdminAccount, SETUP_FILE};
 use crate::store::{Datastore, StoreError};
@@ -64,6 +67,9 @@ pub enum AppError {
         /// What the system said.
         source: io::Error,
     },
+    /// The storage worker's thread could not be started.
+    #[error("cannot start the storage worker: {0}")]
+    Storage(io::Error),
     /// The audit log could not be opened.
     #[error("cannot open the audit log in {}: {source}", .path.display())]
     Audit {
@@ -235,7 +241,8 @@ pub async fn start(
             .map_err(|source| AppError::Store { app: "the panel's admin account".into(), source })?,
     );
     announce_setup_code(&admin, &server.data_dir).await?;
-    let pipeline = Arc::new(security_pipeline(settings, &stores)?);
+    let storage = Storage::start(Arc::new(RealFs)).map_err(AppError::Storage)?;
+    let pipeline = Arc::new(security_pipeline(settings, &stores, &storage).await?);
     for line in pipeline.describe() {
         log::info!("security {line}");
     }
@@ -333,12 +340,17 @@ fn connection_slots(server: &ServerSettings) -> (Arc<Slots>, Arc<Slots>) {
 }
 
 /// The security pipeline over each application's datastore, auditing to the data directory.
-fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore>>) -> Result<Pipeline, AppError> {
+async fn security_pipeline(
+    settings: &Settings,
+    stores: &HashMap<String, Arc<Datastore>>,
+    storage: &Storage,
+) -> Result<Pipeline, AppError> {
     let server = &settings.server;
     let rotation = Rotation { max_bytes: u64::from(server.audit_log_max_bytes), keep: server.audit_log_rotated_files };
-    let audit = Audit::with_file(&server.data_dir, rotation)
+    let files = AuditFiles::open(storage, &server.data_dir, rotation)
+        .await
         .map_err(|source| AppError::Audit { path: server.data_dir.clone(), source })?;
-    Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(audit)))
+    Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(Audit::with_sink(Arc::new(files)))))
 }
 
 /// Removes the temporary files a power cut left on the configuration partition, and makes the

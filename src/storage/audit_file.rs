@@ -1,32 +1,27 @@
-//! The audit files, written by a thread of their own: events reach it through a bounded queue
-//! that never blocks the sender (a full queue drops the event, counts it, and the count is
-//! written as an event of its own once there is room). Each file rotates past its size limit
-//! into `.1`, `.2`, ... keeping a set number of copies.
+//! The audit files, written by the storage worker: the audit trail hands each event over as one
+//! JSON line ([`AuditSink`]), which waits in a bounded queue until a flush job on the worker
+//! appends the queued lines. A full queue drops its oldest line and counts the drop (the
+//! metrics show the count, a log line and a line in `audit.log` report it), so that recording a
+//! decision never waits for the disk. Each file rotates past its size limit into `.1`, `.2`,
+//! ... keeping a set number of copies.
 
-use super::AuditEvent;
+use super::Storage;
+use crate::security::audit::{AuditSink, Trail, dropped_event, json_line};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Events the queue to the writer thread holds.
-pub const QUEUE_EVENTS: usize = 4096;
+/// Lines the queue to the worker holds; past that the oldest is dropped.
+pub const QUEUE_LINES: usize = 4096;
 /// The file of security decisions in the data directory.
 pub const DECISIONS_FILE: &str = "audit.log";
 /// The file of admin and settings events in the data directory.
 pub const ADMIN_FILE: &str = "admin-audit.log";
-
-/// Which file an event goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trail {
-    /// Publish, play and API decisions (`audit.log`).
-    Decisions,
-    /// Logins, the admin account, settings, tokens and subscribers changed (`admin-audit.log`).
-    Admin,
-}
 
 /// How the audit files are kept.
 #[derive(Debug, Clone, Copy)]
@@ -37,104 +32,100 @@ pub struct Rotation {
     pub keep: u32,
 }
 
-enum Message {
-    Event(Trail, Box<AuditEvent>),
-    Sync(std::sync::mpsc::Sender<()>),
+/// The audit files of the data directory, as the audit trail's sink.
+pub struct AuditFiles {
+    shared: Arc<Shared>,
+    storage: Storage,
 }
 
-/// The sending side of the writer thread.
-pub struct Writer {
-    queue: SyncSender<Message>,
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Touched by the worker only (a mutex for the type system, never contended).
+    files: Mutex<Files>,
     dropped: AtomicU64,
 }
 
-impl Writer {
-    /// Opens both files in `dir` and starts the thread that writes them.
-    pub fn start(dir: &Path, rotation: Rotation) -> std::io::Result<Self> {
-        let decisions = AuditFile::open(dir.join(DECISIONS_FILE), rotation)?;
-        let admin = AuditFile::open(dir.join(ADMIN_FILE), rotation)?;
-        let (sender, receiver) = sync_channel(QUEUE_EVENTS);
-        std::thread::Builder::new().name("audit-writer".into()).spawn(move || write_all(receiver, decisions, admin))?;
-        Ok(Writer { queue: sender, dropped: AtomicU64::new(0) })
-    }
+#[derive(Default)]
+struct Pending {
+    lines: VecDeque<(Trail, Vec<u8>)>,
+    flush_queued: bool,
+}
 
-    /// Queues `event` for `trail`'s file without waiting; a full queue drops and counts it.
-    pub fn send(&self, trail: Trail, event: &AuditEvent) {
-        let dropped = self.dropped.swap(0, Ordering::Relaxed);
-        if dropped > 0 {
-            if self.offer(Trail::Decisions, dropped_event(event.time, dropped)) {
-                log::warn!("{dropped} audit event(s) not written to the audit files: the writer was behind");
-            } else {
-                self.dropped.fetch_add(dropped, Ordering::Relaxed);
-            }
-        }
-        if !self.offer(trail, event.clone()) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+struct Files {
+    decisions: AuditFile,
+    admin: AuditFile,
+    /// Drops already reported in `audit.log` and the log.
+    reported: u64,
+}
 
-    fn offer(&self, trail: Trail, event: AuditEvent) -> bool {
-        match self.queue.try_send(Message::Event(trail, Box::new(event))) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-        }
-    }
-
-    /// Waits (at most 10 s) until every event queued so far is written. Blocks: never on the
-    /// runtime thread (tests, shutdown through spawn_blocking).
-    pub fn sync(&self) {
-        let (done, written) = std::sync::mpsc::channel();
-        if self.queue.send(Message::Sync(done)).is_ok() {
-            let _ = written.recv_timeout(Duration::from_secs(10));
-        }
+impl AuditFiles {
+    /// Opens (creating, mode 0600) both files in `dir`, on the worker.
+    pub async fn open(storage: &Storage, dir: &Path, rotation: Rotation) -> std::io::Result<Self> {
+        let dir = dir.to_path_buf();
+        let files = storage
+            .run(move || -> std::io::Result<Files> {
+                let decisions = AuditFile::open(dir.join(DECISIONS_FILE), rotation)?;
+                let admin = AuditFile::open(dir.join(ADMIN_FILE), rotation)?;
+                Ok(Files { decisions, admin, reported: 0 })
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+        let shared = Shared { pending: Mutex::default(), files: Mutex::new(files), dropped: AtomicU64::new(0) };
+        Ok(AuditFiles { shared: Arc::new(shared), storage: storage.clone() })
     }
 }
 
-/// The event that reports `dropped` events the files missed.
-fn dropped_event(time: u64, dropped: u64) -> AuditEvent {
-    AuditEvent {
-        time,
-        action: "audit",
-        protocol: "",
-        app: String::new(),
-        stream: String::new(),
-        peer_ip: super::aggregate::MANY_ADDRESSES,
-        allowed: false,
-        reason: "audit events not written: the writer was behind".into(),
-        count: dropped,
+impl AuditSink for AuditFiles {
+    fn append(&self, trail: Trail, line: Vec<u8>) {
+        let mut pending = lock(&self.shared.pending);
+        if pending.lines.len() >= QUEUE_LINES {
+            pending.lines.pop_front();
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        pending.lines.push_back((trail, line));
+        if !pending.flush_queued {
+            // A full job queue leaves the lines queued: the next append or sync flushes them.
+            let shared = self.shared.clone();
+            pending.flush_queued = self.storage.submit(move || shared.flush()).is_ok();
+        }
+    }
+
+    fn sync(&self) {
+        let shared = self.shared.clone();
+        if self.storage.run_blocking(move || shared.flush()).is_err() {
+            log::error!("audit files not synced: the storage worker has stopped");
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
-fn write_all(receiver: Receiver<Message>, mut decisions: AuditFile, mut admin: AuditFile) {
-    for message in receiver {
-        match message {
-            Message::Event(trail, event) => {
-                let file = if trail == Trail::Admin { &mut admin } else { &mut decisions };
-                if let Err(e) = file.append(&json_line(&event)) {
-                    log::error!("{} not written: {e}", file.path.display());
-                }
-            }
-            Message::Sync(done) => {
-                let _ = done.send(());
+impl Shared {
+    /// Appends every queued line (on the worker), after a line reporting new drops.
+    fn flush(&self) {
+        let lines = {
+            let mut pending = lock(&self.pending);
+            pending.flush_queued = false;
+            std::mem::take(&mut pending.lines)
+        };
+        let mut files = lock(&self.files);
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > files.reported {
+            let new = dropped - files.reported;
+            files.reported = dropped;
+            log::warn!("{new} audit line(s) dropped: the storage worker was behind ({dropped} since the start)");
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            files.decisions.append(&json_line(&dropped_event(now, new)));
+        }
+        for (trail, line) in lines {
+            match trail {
+                Trail::Decisions => files.decisions.append(&line),
+                Trail::Admin => files.admin.append(&line),
             }
         }
     }
-}
-
-/// The event as one JSON line. serde_json escapes C0 controls; DEL and C1 controls (terminal
-/// escapes) are escaped too, which keeps the JSON valid: outside strings there are none.
-fn json_line(event: &AuditEvent) -> Vec<u8> {
-    let json = serde_json::to_string(event).unwrap_or_default();
-    let mut line = String::with_capacity(json.len() + 1);
-    for c in json.chars() {
-        if c.is_control() {
-            line.push_str(&format!("\\u{:04x}", u32::from(c)));
-        } else {
-            line.push(c);
-        }
-    }
-    line.push('\n');
-    line.into_bytes()
 }
 
 struct AuditFile {
@@ -152,7 +143,14 @@ impl AuditFile {
         Ok(AuditFile { path, file, size, rotation })
     }
 
-    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+    /// Appends `line`, rotating first when it would pass the size limit; logs a failure.
+    fn append(&mut self, line: &[u8]) {
+        if let Err(e) = self.try_append(line) {
+            log::error!("{} not written: {e}", self.path.display());
+        }
+    }
+
+    fn try_append(&mut self, line: &[u8]) -> std::io::Result<()> {
         let len = line.len() as u64;
         if self.size.saturating_add(len) > self.rotation.max_bytes && self.size > 0 {
             self.rotate()?;
@@ -182,13 +180,29 @@ impl AuditFile {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::audit::AuditEvent;
+    use crate::storage::fs::RealFs;
 
     /// A refusal whose stream holds control characters the file must escape.
     fn event(n: u64) -> AuditEvent {
-        AuditEvent { stream: format!("s{n}\u{9b}\u{7f}\n"), ..crate::security::audit::tests::event(n, false) }
+        AuditEvent {
+            time: n,
+            action: "publish",
+            protocol: "rtmp",
+            app: "LiveApp".into(),
+            stream: format!("s{n}\u{9b}\u{7f}\n"),
+            peer_ip: "127.0.0.1".parse().unwrap(),
+            allowed: false,
+            reason: "no check enabled".into(),
+            count: 1,
+        }
     }
 
     fn lines(path: &Path) -> Vec<serde_json::Value> {
@@ -196,15 +210,22 @@ mod tests {
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
+    fn files(dir: &Path, rotation: Rotation) -> (Storage, AuditFiles) {
+        let storage = Storage::start(Arc::new(RealFs)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let files = runtime.block_on(AuditFiles::open(&storage, dir, rotation)).unwrap();
+        (storage, files)
+    }
+
     #[test]
     fn files_are_json_lines_rotated_into_numbered_copies() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Writer::start(dir.path(), Rotation { max_bytes: 4096, keep: 3 }).unwrap();
+        let (_storage, files) = files(dir.path(), Rotation { max_bytes: 4096, keep: 3 });
         for n in 0..200 {
-            writer.send(Trail::Decisions, &event(n));
+            files.append(Trail::Decisions, json_line(&event(n)));
         }
-        writer.send(Trail::Admin, &event(7));
-        writer.sync();
+        files.append(Trail::Admin, json_line(&event(7)));
+        files.sync();
         let path = |name: &str| dir.path().join(name);
         for name in ["audit.log", "audit.log.1", "audit.log.2", "audit.log.3"] {
             let size = std::fs::metadata(path(name)).unwrap().len();
@@ -220,23 +241,30 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_and_reports_the_count() {
+    fn a_full_queue_drops_the_oldest_lines_counts_them_and_keeps_the_newest() {
         let dir = tempfile::tempdir().unwrap();
-        let rotation = Rotation { max_bytes: 1 << 30, keep: 1 };
-        let open = |name: &str| AuditFile::open(dir.path().join(name), rotation).unwrap();
-        let (queue, receiver) = sync_channel(2);
-        let writer = Writer { queue, dropped: AtomicU64::new(0) };
-        for n in 0..10 {
-            writer.send(Trail::Decisions, &event(n));
+        let (storage, files) = files(dir.path(), Rotation { max_bytes: 1 << 30, keep: 1 });
+        // The worker is busy (a slow fsync, say) while the lines come in.
+        let (release, busy) = std::sync::mpsc::channel::<()>();
+        storage
+            .submit(move || {
+                let _ = busy.recv();
+            })
+            .unwrap();
+        let total = QUEUE_LINES as u64 + 10;
+        for n in 0..total {
+            files.append(Trail::Decisions, json_line(&event(n)));
         }
-        let (decisions, admin) = (open("audit.log"), open("admin-audit.log"));
-        std::thread::spawn(move || write_all(receiver, decisions, admin));
-        writer.sync();
-        writer.send(Trail::Decisions, &event(10));
-        writer.sync();
+        assert_eq!(files.dropped(), 10, "appending never waited for the worker");
+        release.send(()).unwrap();
+        files.sync();
         let written = lines(&dir.path().join("audit.log"));
-        let counts: Vec<(String, u64)> =
-            written.iter().map(|e| (e["action"].as_str().unwrap().to_string(), e["count"].as_u64().unwrap())).collect();
-        assert_eq!(counts, [("publish", 1), ("publish", 1), ("audit", 8), ("publish", 1)].map(|(a, c)| (a.into(), c)));
+        assert_eq!(written.len(), QUEUE_LINES + 1);
+        assert_eq!((written[0]["action"].as_str(), written[0]["count"].as_u64()), (Some("audit"), Some(10)));
+        let times: Vec<u64> = written[1..].iter().map(|e| e["time"].as_u64().unwrap()).collect();
+        assert_eq!(times, (10..total).collect::<Vec<_>>(), "the newest lines are kept, in order");
+        files.append(Trail::Decisions, json_line(&event(total)));
+        files.sync();
+        assert_eq!(lines(&dir.path().join("audit.log")).len(), QUEUE_LINES + 2, "a drop is reported once");
     }
 }
