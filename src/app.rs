@@ -271,7 +271,7 @@ pub async fn start(
         unadmitted: UnadmittedBudget::new(UNADMITTED_BUFFER_BYTES),
     });
     let tls = match server.rtmps_enabled || server.ssl_enabled {
-        true => Some(tls::server_config(server)?),
+        true => Some(tls::server_config(server, &storage).await?),
         false => None,
     };
 

@@ -1,13 +1,14 @@
 //! TLS for the RTMPS and HTTPS listeners: the certificate and key named by
 //! `server.tlsCertFile` and `server.tlsKeyFile`, or else a self-signed device certificate made at
-//! first start and kept in the data directory (its key readable by the daemon only).
+//! first start and kept in the data directory (its key readable by the daemon only), made and
+//! written by the storage worker.
 
 use crate::config::ServerSettings;
+use crate::storage::Storage;
+use crate::storage::fs::Fs;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,11 +36,18 @@ pub enum TlsError {
     Config(String),
 }
 
-/// The TLS server configuration the settings ask for, making the device certificate if needed.
-pub fn server_config(server: &ServerSettings) -> Result<Arc<ServerConfig>, TlsError> {
+/// The TLS server configuration the settings ask for, making the device certificate if needed
+/// (on the storage worker).
+pub async fn server_config(server: &ServerSettings, storage: &Storage) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert_path, key_path) = match (&server.tls_cert_file, &server.tls_key_file) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        _ => device_certificate(&server.data_dir)?,
+        _ => {
+            let (dir, fs) = (server.data_dir.clone(), storage.fs());
+            storage
+                .run(move || device_certificate(fs.as_ref(), &dir))
+                .await
+                .map_err(|e| TlsError::Generate(e.to_string()))??
+        }
     };
     config_from_files(&cert_path, &key_path)
 }
@@ -66,31 +74,38 @@ pub fn config_from_files(cert_path: &Path, key_path: &Path) -> Result<Arc<Server
 }
 
 /// The device certificate's files, made now if they do not exist yet.
-fn device_certificate(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
+fn device_certificate(fs: &dyn Fs, data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
     let cert_path = data_dir.join(DEVICE_CERT);
     let key_path = data_dir.join(DEVICE_KEY);
-    if cert_path.exists() && key_path.exists() {
+    let exists = |path: &Path| fs.read(path).map(|bytes| bytes.is_some());
+    let generate = |path: &Path, e: std::io::Error| TlsError::Generate(format!("{}: {e}", path.display()));
+    if exists(&cert_path).map_err(|e| generate(&cert_path, e))?
+        && exists(&key_path).map_err(|e| generate(&key_path, e))?
+    {
         return Ok((cert_path, key_path));
     }
     let names = vec!["rampart.local".to_string(), "localhost".to_string()];
     let certified = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
-    write_private(&cert_path, certified.cert.pem().as_bytes())?;
+    keep_private(fs, &key_path, certified.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| generate(&key_path, e))?;
+    keep_private(fs, &cert_path, certified.cert.pem().as_bytes()).map_err(|e| generate(&cert_path, e))?;
     log::info!("made a self-signed device certificate: {}", cert_path.display());
     Ok((cert_path, key_path))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| TlsError::Generate(format!("{}: {e}", path.display())))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| TlsError::Generate(format!("{}: {e}", path.display())))
+/// Writes `path` (mode 0600) durably and whole: a temporary file, fsynced, renamed over it.
+fn keep_private(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".new");
+    let temp = PathBuf::from(temp);
+    match fs.remove(&temp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs.create_new(&temp, bytes, &temp)?;
+    fs.sync_file(&temp)?;
+    fs.rename(&temp, path)?;
+    fs.sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 #[cfg(test)]
@@ -98,17 +113,27 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// `server_config` run to its end on a runtime of its own, with a storage worker.
+    fn server_config_now(server: &ServerSettings) -> Result<Arc<ServerConfig>, TlsError> {
+        let storage = Storage::start(Arc::new(crate::storage::fs::RealFs)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(server_config(server, &storage))
+    }
+
     #[test]
     fn the_device_certificate_is_made_once_and_its_key_kept_private() {
         let dir = tempfile::tempdir().unwrap();
         let mut server = crate::config::load(None).unwrap().settings.server;
         server.data_dir = dir.path().to_path_buf();
-        server_config(&server).unwrap();
+        server_config_now(&server).unwrap();
         let first = std::fs::read(dir.path().join(DEVICE_CERT)).unwrap();
-        let mode = std::fs::metadata(dir.path().join(DEVICE_KEY)).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        server_config(&server).unwrap();
+        for file in [DEVICE_KEY, DEVICE_CERT] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        server_config_now(&server).unwrap();
         assert_eq!(std::fs::read(dir.path().join(DEVICE_CERT)).unwrap(), first, "kept across starts");
+        assert!(!dir.path().join("device-key.pem.new").exists(), "no temporary file left");
     }
 
     #[test]
@@ -119,7 +144,7 @@ mod tests {
         std::fs::write(&cert, "not a certificate").unwrap();
         server.tls_cert_file = Some(cert.clone());
         server.tls_key_file = Some(dir.path().join("key.pem"));
-        let err = server_config(&server).unwrap_err().to_string();
+        let err = server_config_now(&server).unwrap_err().to_string();
         assert!(err.starts_with(&cert.display().to_string()), "{err}");
     }
 }
