@@ -18,9 +18,10 @@ use crate::net_limits::{SlotLimits, Slots};
 use crate::rtmp;
 use crate::rtmp::chunks::{GuardLimits, UnadmittedBudget};
 use crate::security::Pipeline;
-use crate::security::audit::{Audit, Rotation};
+use crate::security::audit::Audit;
 use crate::security::sessions::Sessions;
 use crate::security::store::SecurityStore;
+use crate::storage::audit_file::{AuditFiles, Rotation};
 use crate::storage::fs::{Fs, RealFs};
 use crate::storage::writer::WriteError;
 use crate::storage::{Storage, StorageError};
@@ -32,7 +33,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -183,9 +183,9 @@ pub async fn start(
 ) -> Result<Arc<Services>, AppError> {
     let server = &settings.server;
     let storage = Storage::start(fs).map_err(AppError::StorageThread)?;
-    let data_dir = server.data_dir.clone();
+    let (data_dir, fs) = (server.data_dir.clone(), storage.fs());
     storage
-        .run(move || std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&data_dir))
+        .run(move || fs.create_dir_all(&data_dir))
         .await?
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
     let config_files = match config_dir.map(Path::to_path_buf) {
@@ -205,7 +205,7 @@ pub async fn start(
     }
     let admin = Arc::new(AdminAccount::open(&server.data_dir, storage.clone()).await.map_err(admin_error)?);
     announce_setup_code(&admin, &server.data_dir).await?;
-    let pipeline = Arc::new(security_pipeline(settings, &stores)?);
+    let pipeline = Arc::new(security_pipeline(settings, &stores, &storage).await?);
     for line in pipeline.describe() {
         log::info!("security {line}");
     }
@@ -308,12 +308,17 @@ fn connection_slots(server: &ServerSettings) -> (Arc<Slots>, Arc<Slots>) {
 }
 
 /// The security pipeline over each application's datastore, auditing to the data directory.
-fn security_pipeline(settings: &Settings, stores: &HashMap<String, Arc<Datastore>>) -> Result<Pipeline, AppError> {
+async fn security_pipeline(
+    settings: &Settings,
+    stores: &HashMap<String, Arc<Datastore>>,
+    storage: &Storage,
+) -> Result<Pipeline, AppError> {
     let server = &settings.server;
     let rotation = Rotation { max_bytes: u64::from(server.audit_log_max_bytes), keep: server.audit_log_rotated_files };
-    let audit = Audit::with_file(&server.data_dir, rotation)
+    let files = AuditFiles::open(storage, &server.data_dir, rotation)
+        .await
         .map_err(|source| AppError::Audit { path: server.data_dir.clone(), source })?;
-    Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(audit)))
+    Ok(Pipeline::new(settings, |app| store_of(stores, app), Arc::new(Audit::with_sink(Arc::new(files)))))
 }
 
 /// What the HTTP handlers reach of `services`.

@@ -70,7 +70,11 @@ pub fn config_from_files(cert_path: &Path, key_path: &Path) -> Result<Arc<Server
 fn device_certificate(data_dir: &Path, fs: &dyn Fs) -> Result<(PathBuf, PathBuf), TlsError> {
     let cert_path = data_dir.join(DEVICE_CERT);
     let key_path = data_dir.join(DEVICE_KEY);
-    if cert_path.exists() && key_path.exists() {
+    let exists = |path: &Path| fs.read(path).map(|bytes| bytes.is_some());
+    let generate = |path: &Path, e: std::io::Error| TlsError::Generate(format!("{}: {e}", path.display()));
+    if exists(&cert_path).map_err(|e| generate(&cert_path, e))?
+        && exists(&key_path).map_err(|e| generate(&key_path, e))?
+    {
         return Ok((cert_path, key_path));
     }
     let names = vec!["rampart.local".to_string(), "localhost".to_string()];
@@ -96,10 +100,13 @@ mod tests {
         server.data_dir = dir.path().to_path_buf();
         server_config(&server, &crate::storage::fs::RealFs).unwrap();
         let first = std::fs::read(dir.path().join(DEVICE_CERT)).unwrap();
-        let mode = std::fs::metadata(dir.path().join(DEVICE_KEY)).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        for file in [DEVICE_KEY, DEVICE_CERT] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
         server_config(&server, &crate::storage::fs::RealFs).unwrap();
         assert_eq!(std::fs::read(dir.path().join(DEVICE_CERT)).unwrap(), first, "kept across starts");
+        assert!(!dir.path().join("device-key.pem.new").exists(), "no temporary file left");
     }
 
     #[test]

@@ -145,7 +145,9 @@ fn events_and_metrics_report_decisions() {
         metrics.body
     );
     assert!(metrics.body.contains("rampart_streams_live 0"));
+    assert!(metrics.body.contains("rampart_audit_dropped_total 0"), "{}", metrics.body);
     let status = panel.get("/rest/v2/system-status").json();
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["auditDropped"], 0);
     assert!(status["dataDir"]["storage"]["freeBytes"].as_u64().unwrap() > 0);
 }

@@ -91,6 +91,8 @@ echo "disk: $(free_gb) GB free at the start"
 step "lints: rustfmt and clippy"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# Issue 11's rule: no std::fs write, sync or remount outside the storage worker (src/storage/).
+CLIPPY_CONF_DIR=.clippy/storage-rule cargo clippy --locked --lib --bins -- -D warnings
 
 step "host tests"
 run_tests host

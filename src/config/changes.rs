@@ -147,7 +147,7 @@ pub fn apply(
             .collect();
         return Err(Invalid { problems, warnings });
     }
-    if std::fs::create_dir_all(&dir).is_err() && !dir.is_dir() {
+    if writer.fs().create_dir_all(&dir).is_err() && !dir.is_dir() {
         return Err(invalid(dir, None, "cannot create the directory"));
     }
     writer.write(&name, new.as_bytes()).map_err(|e| invalid(path, None, &e.to_string()))?;

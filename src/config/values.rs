@@ -235,13 +235,26 @@ fn parse_origin(item: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()))
 }
 
-/// An absolute `http://` or `https://` URL with a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An absolute `http://` or `https://` URL with a host. Displayed (and debug-printed) as its
+/// scheme, host, port and path only: a webhook's or a JWKS URL's query (or user part) often
+/// carries an API key, which must not reach the logs. The settings files keep it whole.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpUrl(pub http::Uri);
 
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        let scheme = self.0.scheme_str().unwrap_or_default();
+        write!(f, "{scheme}://{}", self.0.host().unwrap_or_default())?;
+        if let Some(port) = self.0.port_u16() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(self.0.path())
+    }
+}
+
+impl fmt::Debug for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HttpUrl({self})")
     }
 }
 
@@ -260,7 +273,7 @@ impl SettingValue for Option<HttpUrl> {
         Ok(Some(HttpUrl(uri)))
     }
     fn render(&self) -> String {
-        self.as_ref().map(ToString::to_string).unwrap_or_default()
+        self.as_ref().map(|url| url.0.to_string()).unwrap_or_default()
     }
 }
 
@@ -366,6 +379,18 @@ mod tests {
             LogLevel::parse("LOUD").map(|l| l.0),
             Err("expected one of OFF, ERROR, WARN, INFO, DEBUG, TRACE, ALL".into())
         );
+    }
+
+    #[test]
+    fn urls_display_without_their_query_or_user_part() {
+        let url = |text: &str| Option::<HttpUrl>::parse(text).unwrap().unwrap();
+        let hook = url("https://hook:pw@auth.example.com:8443/check/publish?apiKey=s3cr3t&x=1");
+        assert_eq!(hook.to_string(), "https://auth.example.com:8443/check/publish");
+        assert_eq!(format!("{hook:?}"), "HttpUrl(https://auth.example.com:8443/check/publish)");
+        assert_eq!(url("http://[::1]:9000/jwks.json?key=k").to_string(), "http://[::1]:9000/jwks.json");
+        assert_eq!(url("https://keys.example.com?token=t").to_string(), "https://keys.example.com/");
+        let whole = "https://hook:pw@auth.example.com:8443/check/publish?apiKey=s3cr3t&x=1";
+        assert_eq!(Some(hook).render(), whole, "the settings files keep the whole URL");
     }
 
     #[test]

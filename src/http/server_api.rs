@@ -345,6 +345,12 @@ fn metrics(http: &Http) -> Reply {
         "gauge",
         u64::from(services.settings.stuck_writable()),
     );
+    gauge(
+        "rampart_audit_dropped_total",
+        "Audit lines not written to the audit files: their queue was full.",
+        "counter",
+        services.pipeline.audit().dropped(),
+    );
     let _ = writeln!(out, "# HELP rampart_decisions_total Security decisions by outcome, action and reason.");
     let _ = writeln!(out, "# TYPE rampart_decisions_total counter");
     for ((allowed, action, reason), count) in services.pipeline.audit().counts() {
@@ -376,6 +382,7 @@ fn system_status(http: &Http) -> Reply {
             "listeners": services.addresses.iter().map(|(p, a)| json!({ "protocol": p, "port": a.port() })).collect::<Vec<_>>(),
             "uptimeSeconds": services.started.elapsed().as_secs(),
             "dataDir": { "path": data_dir, "storage": storage },
+            "auditDropped": services.pipeline.audit().dropped(),
             "configPartition": { "stuckWritable": services.settings.stuck_writable() },
             "tpm": { "present": std::path::Path::new("/dev/tpmrm0").exists(), "sealsSecrets": false },
         }),

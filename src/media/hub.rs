@@ -194,8 +194,17 @@ struct QueueState {
     frames: VecDeque<Arc<Frame>>,
     bytes: usize,
     waiting_for_keyframe: bool,
+    /// A header was skipped while behind: the current ones go out again before the keyframe.
+    header_skipped: bool,
     ended: bool,
     skipped: u64,
+}
+
+impl QueueState {
+    fn push(&mut self, frame: &Arc<Frame>) {
+        self.bytes += frame.payload.len();
+        self.frames.push_back(frame.clone());
+    }
 }
 
 /// What a reader's queue holds at its head.
@@ -217,22 +226,27 @@ impl ReaderQueue {
         }
     }
 
-    /// Queues `frame` unless the reader is behind; a `resync` frame lets a lagging reader resume.
-    fn offer(&self, frame: &Arc<Frame>, resync: bool) {
+    /// Queues `frame` unless the reader is behind. A lagging reader resumes only at a `resync`
+    /// frame (a video keyframe; any audio frame of a stream without video), preceded by the
+    /// stream's current `headers` when it skipped a header meanwhile: resuming at a metadata
+    /// or sequence-header frame would hand the decoder P-frames with no keyframe before them.
+    fn offer(&self, frame: &Arc<Frame>, resync: bool, headers: &[&Arc<Frame>]) {
         let mut state = lock(&self.state);
         let size = frame.payload.len();
-        if state.waiting_for_keyframe && !resync {
+        let behind = state.waiting_for_keyframe && !resync;
+        if behind || (state.bytes + size > self.max_bytes && !(state.frames.is_empty() && resync)) {
+            state.waiting_for_keyframe = true;
+            state.header_skipped |= frame.is_header();
             state.skipped += 1;
             return;
         }
-        if state.bytes + size > self.max_bytes && !(state.frames.is_empty() && resync) {
-            state.waiting_for_keyframe = true;
-            state.skipped += 1;
-            return;
+        if std::mem::take(&mut state.header_skipped) {
+            for header in headers {
+                state.push(header);
+            }
         }
         state.waiting_for_keyframe = false;
-        state.bytes += size;
-        state.frames.push_back(frame.clone());
+        state.push(frame);
         drop(state);
         self.waker.wake();
     }
@@ -319,9 +333,10 @@ impl Live {
         if !frame.is_header() {
             self.cache(&mut state, &frame);
         }
-        let resync = frame.is_header() || frame.is_keyframe() || (!state.has_video && frame.kind == MediaKind::Audio);
+        let resync = frame.is_keyframe() || (!state.has_video && frame.kind == MediaKind::Audio && !frame.is_header());
+        let headers: Vec<&Arc<Frame>> = state.headers().collect();
         for reader in &state.readers {
-            reader.offer(&frame, resync);
+            reader.offer(&frame, resync, &headers);
         }
     }
 
@@ -347,12 +362,11 @@ impl Live {
         }
         let queue =
             Arc::new(ReaderQueue { state: Mutex::new(QueueState::default()), waker: AtomicWaker::new(), max_bytes });
-        let headers = [&state.metadata, &state.video_header, &state.audio_header];
-        for frame in headers.into_iter().flatten() {
-            queue.offer(frame, true);
+        for frame in state.headers() {
+            queue.offer(frame, true, &[]);
         }
         for frame in &state.gop {
-            queue.offer(frame, frame.is_keyframe());
+            queue.offer(frame, frame.is_keyframe(), &[]);
         }
         state.readers.push(queue.clone());
         Some(queue)
@@ -387,6 +401,11 @@ impl Live {
 }
 
 impl LiveState {
+    /// The metadata and sequence headers a decoder needs before a keyframe, as far as seen.
+    fn headers(&self) -> impl Iterator<Item = &Arc<Frame>> {
+        [&self.metadata, &self.video_header, &self.audio_header].into_iter().flatten()
+    }
+
     fn account(&mut self, bytes: usize) {
         self.window_bytes += bytes as u64;
         let elapsed = self.window_start.elapsed();
@@ -483,6 +502,31 @@ mod tests {
         assert_eq!(drain(&slow), vec![(23, true), (24, false)]);
         assert_eq!(slow.skipped(), 13, "frames 10 to 22");
         assert_eq!(fast.skipped(), 0);
+    }
+
+    #[test]
+    fn a_reader_behind_resumes_at_a_keyframe_not_at_a_header() {
+        let hub = Hub::new(LIMITS);
+        let publisher = hub.publish("LiveApp", "s1", info()).unwrap();
+        publisher.send(avc_header());
+        publisher.send(video(0, true, 100));
+        let slow = hub.subscribe("LiveApp", "s1").unwrap();
+        for ts in 1..=12 {
+            publisher.send(video(ts, false, 100));
+        }
+        drain(&slow);
+        publisher.send(Frame::new(MediaKind::Data, 13, Bytes::from_static(&[2, 0, 10])));
+        publisher.send(avc_header());
+        publisher.send(video(14, false, 100));
+        assert_eq!(drain(&slow), vec![], "no P-frame after a header while behind");
+        publisher.send(video(15, true, 100));
+        publisher.send(video(16, false, 100));
+        let resumed: Vec<_> = lock(&slow.queue.state).frames.iter().map(|f| (f.kind, f.timestamp)).collect();
+        assert_eq!(
+            resumed,
+            vec![(MediaKind::Data, 13), (MediaKind::Video, 0), (MediaKind::Video, 15), (MediaKind::Video, 16)],
+            "the current headers, then the keyframe"
+        );
     }
 
     #[test]

@@ -28,18 +28,27 @@ pub trait Fs: Send + Sync {
     fn sync_data(&self, path: &Path) -> io::Result<()>;
     /// Cuts or extends `path` to `len` bytes (not yet durable).
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Creates `dir` with its missing parents, each readable by its owner only (0700).
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
 }
 
 /// Writes `bytes` as `path` (replacing what was there), readable by its owner only, and makes it
 /// durable: for the files that are not framed by the atomic writer because people and other
 /// programs read them as they are (the setup code, the device certificate and key).
 pub fn write_private(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    match fs.remove(path) {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".new");
+    let temp = std::path::PathBuf::from(temp);
+    match fs.remove(&temp) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    fs.create_new(path, bytes, path)?;
-    fs.sync_file(path)?;
+    fs.create_new(&temp, bytes, path)?;
+    fs.sync_file(&temp)?;
+    fs.rename(&temp, path)?;
     match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         Some(dir) => fs.sync_dir(dir),
         None => Ok(()),
@@ -138,6 +147,9 @@ impl<F: Fs + ?Sized> Fs for Arc<F> {
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         (**self).set_len(path, len)
     }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        (**self).create_dir_all(dir)
+    }
 }
 
 /// What a [`CountingFs`] counted.
@@ -220,5 +232,8 @@ impl<F: Fs> Fs for CountingFs<F> {
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.inner.set_len(path, len)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
     }
 }

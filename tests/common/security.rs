@@ -5,10 +5,13 @@ use jsonwebtoken::{EncodingKey, Header};
 use rampart::clock::ManualClock;
 use rampart::config::{self, AppSettings};
 use rampart::secrets::Secret;
-use rampart::security::audit::{Audit, Rotation};
+use rampart::security::audit::Audit;
 use rampart::security::hash_token::HashTokens;
 use rampart::security::store::{OneTimeToken, SecurityStore};
 use rampart::security::{AccessRequest, Action, Credentials, Decision, Now, Pipeline, Protocol, Step, Verdict, totp};
+use rampart::storage::Storage;
+use rampart::storage::audit_file::{AuditFiles, Rotation};
+use rampart::storage::fs::RealFs;
 use rampart::store::Datastore;
 use std::future::Future;
 use std::sync::Arc;
@@ -35,8 +38,12 @@ impl Fixture {
         let settings = config::load(Some(dir.path())).unwrap_or_else(|e| panic!("{e}")).settings;
         let store = Arc::new(Datastore::in_memory());
         let shared: Arc<dyn SecurityStore> = store.clone();
-        let audit = Audit::with_file(dir.path(), Rotation { max_bytes: 1 << 20, keep: 1 }).expect("audit file");
-        let pipeline = Arc::new(Pipeline::new(&settings, |_| shared.clone(), Arc::new(audit)));
+        let storage = Storage::start(Arc::new(RealFs)).expect("storage worker");
+        let rotation = Rotation { max_bytes: 1 << 20, keep: 1 };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let files = runtime.block_on(AuditFiles::open(&storage, dir.path(), rotation)).expect("audit files");
+        let pipeline =
+            Arc::new(Pipeline::new(&settings, |_| shared.clone(), Arc::new(Audit::with_sink(Arc::new(files)))));
         let app = settings.apps["LiveApp"].clone();
         Fixture { pipeline, store, clock: ManualClock::at_unix(T0), app, _dir: dir }
     }

@@ -1,7 +1,8 @@
 //! The audit trail: every decision becomes an event, kept in bounded rings for the panel,
-//! appended as a JSON line to size-capped, rotated files in the data directory (by a writer
-//! thread, never on the runtime thread), and logged (admissions at INFO, refusals at WARN).
-//! Events carry no credential: the reason names what failed, never the value.
+//! handed as a JSON line to the [`AuditSink`] the rim provides (the storage worker appends it
+//! to size-capped, rotated files in the data directory, never on the runtime thread), and
+//! logged (admissions at INFO, refusals at WARN). Events carry no credential: the reason names
+//! what failed, never the value. This module does no file I/O.
 //!
 //! Two trails: publish, play and API decisions (`audit.log`), and admin events (logins, the
 //! admin account, settings, tokens, subscribers and streams changed: `admin-audit.log`) with a
@@ -10,16 +11,12 @@
 //! decisions it stands for.
 
 pub mod aggregate;
-pub mod writer;
 
 use aggregate::Aggregates;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
-use writer::Writer;
-pub use writer::{Rotation, Trail};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Decision events the in-memory ring keeps for the panel.
 pub const RING_EVENTS: usize = 1000;
@@ -51,6 +48,57 @@ pub struct AuditEvent {
     pub count: u64,
 }
 
+/// Which file an event goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trail {
+    /// Publish, play and API decisions (`audit.log`).
+    Decisions,
+    /// Logins, the admin account, settings, tokens and subscribers changed (`admin-audit.log`).
+    Admin,
+}
+
+/// Where the audit lines go (the port the rim implements: the storage worker's audit files).
+pub trait AuditSink: Send + Sync {
+    /// Queues `line` (one JSON line, newline included) for `trail`'s file. Never blocks: a full
+    /// queue drops its oldest line and counts the drop.
+    fn append(&self, trail: Trail, line: Vec<u8>);
+    /// Waits until every line queued so far is written. Blocks: never on the runtime thread.
+    fn sync(&self);
+    /// Lines dropped since the start because the queue was full.
+    fn dropped(&self) -> u64;
+}
+
+/// The event that reports `dropped` lines the files missed.
+pub fn dropped_event(time: u64, dropped: u64) -> AuditEvent {
+    AuditEvent {
+        time,
+        action: "audit",
+        protocol: "",
+        app: String::new(),
+        stream: String::new(),
+        peer_ip: aggregate::MANY_ADDRESSES,
+        allowed: false,
+        reason: "audit events not written: the writer was behind".into(),
+        count: dropped,
+    }
+}
+
+/// The event as one JSON line. serde_json escapes C0 controls; DEL and C1 controls (terminal
+/// escapes) are escaped too, which keeps the JSON valid: outside strings there are none.
+pub fn json_line(event: &AuditEvent) -> Vec<u8> {
+    let json = serde_json::to_string(event).unwrap_or_default();
+    let mut line = String::with_capacity(json.len() + 1);
+    for c in json.chars() {
+        if c.is_control() {
+            line.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            line.push(c);
+        }
+    }
+    line.push('\n');
+    line.into_bytes()
+}
+
 #[derive(Default)]
 struct Rings {
     next: u64,
@@ -62,19 +110,19 @@ struct Rings {
 pub struct Audit {
     rings: Mutex<Rings>,
     aggregates: Mutex<Aggregates>,
-    writer: Option<Writer>,
+    sink: Option<Arc<dyn AuditSink>>,
     counts: Mutex<BTreeMap<(bool, &'static str, String), u64>>,
 }
 
 impl Audit {
     /// A trail kept in memory only (tests, benchmarks).
     pub fn in_memory() -> Self {
-        Audit { rings: Mutex::default(), aggregates: Mutex::default(), writer: None, counts: Mutex::default() }
+        Audit { rings: Mutex::default(), aggregates: Mutex::default(), sink: None, counts: Mutex::default() }
     }
 
-    /// A trail that also appends to `data_dir/audit.log` and `data_dir/admin-audit.log`.
-    pub fn with_file(data_dir: &Path, rotation: Rotation) -> std::io::Result<Self> {
-        Ok(Audit { writer: Some(Writer::start(data_dir, rotation)?), ..Audit::in_memory() })
+    /// A trail that also hands every event to `sink` (the audit files).
+    pub fn with_sink(sink: Arc<dyn AuditSink>) -> Self {
+        Audit { sink: Some(sink), ..Audit::in_memory() }
     }
 
     /// Records one decision; a refusal like one already recorded this minute is only counted.
@@ -116,9 +164,14 @@ impl Audit {
 
     /// Waits until the files hold every event recorded so far. Blocks: not on the runtime thread.
     pub fn sync(&self) {
-        if let Some(writer) = &self.writer {
-            writer.sync();
+        if let Some(sink) = &self.sink {
+            sink.sync();
         }
+    }
+
+    /// Audit lines the files missed because their queue was full, since the start.
+    pub fn dropped(&self) -> u64 {
+        self.sink.as_ref().map_or(0, |sink| sink.dropped())
     }
 
     fn count(&self, event: &AuditEvent) {
@@ -146,8 +199,8 @@ impl Audit {
             event.peer_ip,
             event.reason
         );
-        if let Some(writer) = &self.writer {
-            writer.send(trail, &event);
+        if let Some(sink) = &self.sink {
+            sink.append(trail, json_line(&event));
         }
         let mut rings = lock(&self.rings);
         let seq = rings.next;
