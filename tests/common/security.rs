@@ -40,8 +40,7 @@ impl Fixture {
         let shared: Arc<dyn SecurityStore> = store.clone();
         let storage = Storage::start(Arc::new(RealFs)).expect("storage worker");
         let rotation = Rotation { max_bytes: 1 << 20, keep: 1 };
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let files = runtime.block_on(AuditFiles::open(&storage, dir.path(), rotation)).expect("audit files");
+        let files = super::block_on(AuditFiles::open(&storage, dir.path(), rotation)).expect("audit files");
         let pipeline =
             Arc::new(Pipeline::new(&settings, |_| shared.clone(), Arc::new(Audit::with_sink(Arc::new(files)))));
         let app = settings.apps["LiveApp"].clone();
