@@ -133,6 +133,43 @@ async fn after(root: &Path, tokens: usize) {
     );
 }
 
+/// The round trip of an empty job: on the storage worker (one thread behind a bounded queue,
+/// the daemon's choice) and through tokio's `spawn_blocking`, one at a time and 100 at once.
+async fn dispatch() {
+    const JOBS: usize = 10_000;
+    let storage = Storage::start(Arc::new(RealFs)).expect("storage worker");
+    let start = Instant::now();
+    for _ in 0..JOBS {
+        storage.run(|| ()).await.expect("job");
+    }
+    let worker = start.elapsed() / JOBS as u32;
+    let start = Instant::now();
+    for _ in 0..JOBS {
+        tokio::task::spawn_blocking(|| ()).await.expect("job");
+    }
+    let blocking = start.elapsed() / JOBS as u32;
+    let start = Instant::now();
+    for _ in 0..JOBS / 100 {
+        let jobs: Vec<_> = (0..100).map(|_| storage.run(|| ())).collect();
+        for job in jobs {
+            job.await.expect("job");
+        }
+    }
+    let worker_burst = start.elapsed() / JOBS as u32;
+    let start = Instant::now();
+    for _ in 0..JOBS / 100 {
+        let jobs: Vec<_> = (0..100).map(|_| tokio::task::spawn_blocking(|| ())).collect();
+        for job in jobs {
+            job.await.expect("job");
+        }
+    }
+    let blocking_burst = start.elapsed() / JOBS as u32;
+    println!(
+        "empty job round trip: storage worker {worker:?} (in bursts of 100: {worker_burst:?} a job); \
+         spawn_blocking {blocking:?} (in bursts of 100: {blocking_burst:?} a job)"
+    );
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let dir = tempfile::tempdir_in(root).expect("temp dir under target/");
@@ -150,6 +187,7 @@ fn main() {
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
+        dispatch().await;
         for tokens in [100, 1_000] {
             before(root, tokens).await;
             after(root, tokens).await;
