@@ -114,7 +114,16 @@ impl Admission {
                 return Err(Refused::Unavailable(why));
             }
         };
-        match self.pipeline.commit(plan).await {
+        // The commit runs to its end even if this is dropped meanwhile (the client went away):
+        // a consume under way becomes durable regardless, and so its TOTP claim and audit
+        // event are kept whole with it.
+        let pipeline = self.pipeline.clone();
+        let committed = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime.spawn(async move { pipeline.commit(plan).await }).await,
+            Err(_) => Ok(pipeline.commit(plan).await),
+        };
+        let decision = committed.unwrap_or(Decision::Deny(Reason::NotStarted(ABANDONED.into())));
+        match decision {
             Decision::Allow(grant) => Ok((held, grant)),
             Decision::Deny(reason) => {
                 held.release().await;

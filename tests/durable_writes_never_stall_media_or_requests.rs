@@ -74,6 +74,9 @@ impl Fs for SlowSync {
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         RealFs.set_len(path, len)
     }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        RealFs.create_dir_all(dir)
+    }
 }
 
 /// ffmpeg playing `url` into a pipe, packet by packet; a thread notes when each read arrives.

@@ -93,6 +93,11 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 # Issue 11's rule: no std::fs write, sync or remount outside the storage worker (src/storage/).
 CLIPPY_CONF_DIR=.clippy/storage-rule cargo clippy --locked --lib --bins -- -D warnings
+# ... and no module outside src/storage/ opts out of it.
+if grep -rn 'disallowed_methods' src --include='*.rs' | grep -v '^src/storage/'; then
+  echo "only src/storage/ may allow clippy::disallowed_methods" >&2
+  exit 1
+fi
 
 step "host tests"
 run_tests host

@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// Largest request body (a whole settings file as JSON fits many times over).
@@ -50,27 +49,32 @@ pub struct Http {
     pub open_connections: AtomicUsize,
     /// Time a client has to send a whole request head (http.requestHeadTimeout).
     head_timeout: Duration,
-    api_jwts: Mutex<ApiJwts>,
+    api_jwts: Arc<Mutex<ApiJwts>>,
 }
 
 /// The API JWT checks of the applications (their JWKS caches live in them), built from the
-/// settings snapshot the receiver last saw and dropped when it is told of a new one.
-struct ApiJwts {
-    settings: watch::Receiver<Arc<Settings>>,
-    checks: HashMap<String, Arc<ApiJwt>>,
-}
+/// settings in force and dropped when a change is announced.
+type ApiJwts = HashMap<String, Arc<ApiJwt>>;
 
 impl Http {
-    /// The handlers' state over `state`.
+    /// The handlers' state over `state`; a task of its own drops the API JWT checks whenever
+    /// the settings change (call it on the runtime).
     pub fn new(state: State) -> Arc<Self> {
-        let settings = state.settings.watch();
-        let head_timeout = settings.borrow().server.http_request_head_timeout.0;
+        let mut changes = state.settings.watch();
+        let head_timeout = changes.borrow().server.http_request_head_timeout.0;
+        let api_jwts = Arc::new(Mutex::new(ApiJwts::new()));
+        let stale = api_jwts.clone();
+        drop(tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                stale.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
+        }));
         Arc::new(Http {
             head_timeout,
             state,
             logins: Logins::default(),
             open_connections: AtomicUsize::new(0),
-            api_jwts: Mutex::new(ApiJwts { settings, checks: HashMap::new() }),
+            api_jwts,
         })
     }
 
@@ -81,16 +85,13 @@ impl Http {
 
     /// The API JWT check of `app` (None: jwtControlEnabled is off), kept until settings change.
     fn api_jwt(&self, app: &str) -> Option<Arc<ApiJwt>> {
-        let mut cache = self.api_jwts.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.settings.has_changed().unwrap_or(false) {
-            cache.checks.clear();
-        }
-        let settings = cache.settings.borrow_and_update().clone();
-        if let Some(check) = cache.checks.get(app) {
+        let mut checks = self.api_jwts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(check) = checks.get(app) {
             return Some(check.clone());
         }
+        let settings = self.state.settings.now();
         let check = Arc::new(ApiJwt::from_settings(settings.apps.get(app)?, &self.state.keys)?);
-        cache.checks.insert(app.to_string(), check.clone());
+        checks.insert(app.to_string(), check.clone());
         Some(check)
     }
 }

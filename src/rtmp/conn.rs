@@ -368,7 +368,7 @@ impl<W: AsyncWrite + Unpin + Send> Conn<W> {
             app: app.to_string(),
             stream_id: stream.to_string(),
             room_id: None,
-            peer_ip: self.peer.ip(),
+            peer_ip: crate::security::ip_filter::canonical(self.peer.ip()),
             // The stream name's query first: a credential given twice takes its value from there.
             credentials: Credentials::from_query(&format!("{stream_query}&{app_query}")),
             now: Now::from_clock(self.ctx.clock.as_ref()),

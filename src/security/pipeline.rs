@@ -151,16 +151,6 @@ pub struct CommitPlan {
 }
 
 impl CommitPlan {
-    /// The request allowed.
-    pub fn request(&self) -> &AccessRequest {
-        &self.allowed.request
-    }
-
-    /// What the admission will rest on.
-    pub fn grant(&self) -> &Grant {
-        &self.allowed.grant
-    }
-
     /// The one-time token the commit consumes, if one admitted the request.
     pub fn one_time_token(&self) -> Option<&Secret<String>> {
         self.allowed.grant.one_time_token.as_ref()

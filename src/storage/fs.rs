@@ -29,10 +29,7 @@ pub trait Fs: Send + Sync {
     /// Cuts or extends `path` to `len` bytes (not yet durable).
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Creates `dir` with its missing parents, each readable by its owner only (0700).
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
 }
 
 /// Writes `bytes` as `path` (replacing what was there), readable by its owner only, and makes it
@@ -46,7 +43,8 @@ pub fn write_private(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    fs.create_new(&temp, bytes, path)?;
+    // Like the temporary file, which does not exist: mode 0600 whatever the old file had.
+    fs.create_new(&temp, bytes, &temp)?;
     fs.sync_file(&temp)?;
     fs.rename(&temp, path)?;
     match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
@@ -113,6 +111,10 @@ impl Fs for RealFs {
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         std::fs::OpenOptions::new().write(true).open(path)?.set_len(len)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
     }
 }
 

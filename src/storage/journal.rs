@@ -131,7 +131,12 @@ impl<F: Fs> JournalFile<F> {
             None => (file.start_afresh(epoch)?, 0),
             Some(bytes) => match header_epoch(&bytes) {
                 None => return Err(file.corrupt("not a rampart journal".into())),
-                Some(older) if older < epoch => (file.start_afresh(epoch)?, 0),
+                Some(older) if older < epoch => {
+                    if bytes.len() > HEADER_LEN {
+                        log::warn!("{}: older than its snapshot, whose records it holds; ignored", file.path.display());
+                    }
+                    (file.start_afresh(epoch)?, 0)
+                }
                 Some(newer) if newer > epoch => {
                     let why = format!("journal of epoch {newer}, but its snapshot is of epoch {epoch}");
                     return Err(file.corrupt(why));
@@ -181,7 +186,20 @@ impl<F: Fs> JournalFile<F> {
 
     /// Writes `snapshot` (the state with every record so far) and starts a fresh journal.
     pub fn compact(&mut self, snapshot: &[u8]) -> Result<(), JournalError> {
-        let epoch = self.writer.write(&self.names.snapshot, snapshot)?;
+        let epoch = match self.writer.write(&self.names.snapshot, snapshot) {
+            Ok(epoch) => epoch,
+            Err(e) => {
+                // A write can fail after its rename (the directory's fsync, the good copy): then
+                // the new snapshot is in force on disk, and the journal must start afresh at its
+                // epoch before the next append, or the next load would ignore what follows.
+                if let Ok(Some(on_disk)) = self.writer.load(&self.names.snapshot, &|_| true) {
+                    if on_disk.generation > self.epoch {
+                        self.health = Health::Stale(on_disk.generation);
+                    }
+                }
+                return Err(e.into());
+            }
+        };
         if epoch <= self.epoch {
             // Only a snapshot file replaced by hand with a lower generation gets here.
             return Err(self.corrupt(format!("snapshot written as epoch {epoch}, not past {}", self.epoch)));
@@ -410,9 +428,10 @@ impl Journal {
             !std::mem::replace(&mut queue.flush_queued, true)
         };
         if queue_flush {
+            // Queued apart from this caller, so that dropping it fails no other waiting append;
+            // a job the worker will not run answers them all (its drop).
             let job = FlushJob(Some(self.shared.clone()));
-            // An error answered every waiting append (the job's drop), this one included.
-            let _ = self.storage.run(move || job.run()).await;
+            self.storage.detach(move || job.run());
         }
         result.await.unwrap_or(Err(JournalError::Storage(StorageError::Stopped)))
     }

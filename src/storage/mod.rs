@@ -79,6 +79,20 @@ impl Storage {
         result.blocking_recv().map_err(|_| StorageError::Stopped)
     }
 
+    /// Queues `job` without waiting for its end, and without needing the caller to stay: when
+    /// the queue is full a task of its own waits for room (off any runtime, this thread waits).
+    /// A job the stopped worker will not run is dropped.
+    pub fn detach(&self, job: impl FnOnce() + Send + 'static) {
+        let job: Job = Box::new(job);
+        if let Err(mpsc::error::TrySendError::Full(job)) = self.queue.try_send(job) {
+            let queue = self.queue.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(async move { drop(queue.send(job).await) })),
+                Err(_) => drop(queue.blocking_send(job)),
+            }
+        }
+    }
+
     /// Queues `job` without waiting for room or for its end (a flush of buffered lines, say).
     pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), StorageError> {
         self.queue.try_send(Box::new(job)).map_err(|e| match e {

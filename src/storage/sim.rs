@@ -198,4 +198,7 @@ impl Fs for SimFs {
             Ok(())
         })
     }
+    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+        Ok(()) // one flat directory
+    }
 }

@@ -168,7 +168,7 @@ fn lock_apps(per_app: &Mutex<HashMap<String, usize>>) -> MutexGuard<'_, HashMap<
 /// A session whose answer is made, waiting for its admission's commit to start; its place,
 /// its peer connection and its media (reader or publisher slot) are held meanwhile.
 pub struct Prepared {
-    pc: Arc<dyn PeerConnection>,
+    pc: Closing,
     events: Arc<Events>,
     media: Pin<Box<dyn Future<Output = &'static str> + Send>>,
     reservation: Reservation,
@@ -176,8 +176,29 @@ pub struct Prepared {
 }
 
 impl Reserved for Prepared {
-    async fn release(self) {
-        let _ = self.pc.close().await;
+    async fn release(mut self) {
+        if let Some(pc) = self.pc.0.take() {
+            let _ = pc.close().await;
+        }
+    }
+}
+
+/// A peer connection that is closed when dropped, unless its session took it over: a prepared
+/// session dropped on any path (its request abandoned) leaves no ICE agent or socket behind.
+struct Closing(Option<Arc<dyn PeerConnection>>);
+
+impl Closing {
+    /// The connection, no longer closed on drop.
+    fn keep(mut self) -> Option<Arc<dyn PeerConnection>> {
+        self.0.take()
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let (Some(pc), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            drop(runtime.spawn(async move { drop(pc.close().await) }));
+        }
     }
 }
 
@@ -341,13 +362,14 @@ impl WebRtc {
             return Err(offer_error("no randomness for the session id"));
         };
         let answered = Answered { sdp, id, left_out };
-        Ok(Prepared { pc, events, media: Box::pin(media(connected)), reservation, answered })
+        Ok(Prepared { pc: Closing(Some(pc)), events, media: Box::pin(media(connected)), reservation, answered })
     }
 
     /// Starts a prepared session, admitted on `grant`: it runs until its media ends, DELETE,
     /// the peer leaves or the grant ends. Returns its answer.
     pub fn start(self: &Arc<Self>, prepared: Prepared, grant: GrantWatch) -> Answered {
         let Prepared { pc, events, media, reservation, answered } = prepared;
+        let pc = pc.keep();
         let end = Arc::new(Notify::new());
         self.lock().insert(answered.id.clone(), end.clone());
         let (webrtc, session_id) = (self.clone(), answered.id.clone());
@@ -362,7 +384,9 @@ impl WebRtc {
             // The id is what DELETE takes: only its first characters go to the log.
             log::info!("webrtc session {}… ended: {why}", session_id.get(..6).unwrap_or_default());
             webrtc.lock().remove(&session_id);
-            let _ = pc.close().await;
+            if let Some(pc) = pc {
+                let _ = pc.close().await;
+            }
             drop(reservation);
         });
         answered
