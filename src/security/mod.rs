@@ -245,6 +245,10 @@ pub enum Reason {
     /// port, an offer that cannot be answered): no credential was used.
     #[error("not started: {0}")]
     NotStarted(String),
+    /// Allowed, but the one-time token could not be consumed durably (the data partition
+    /// failed): refused rather than admitted with a token a power cut could bring back.
+    #[error("one-time token not consumed: the datastore cannot be written")]
+    StoreUnavailable,
 }
 
 /// How far ahead a grant's expiry still ends its session: 100 years, in seconds.

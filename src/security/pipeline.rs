@@ -291,9 +291,15 @@ impl Pipeline {
             }
         }
         if let Some(token) = &grant.one_time_token {
-            if !store.consume_one_time_token(token.expose()).await {
+            let consumed = store.consume_one_time_token(token.expose()).await;
+            if consumed != Ok(true) {
                 if let Some((claim, previous)) = claimed {
                     lock(&self.replay).restore(&claim.subscriber_id, &r.stream_id, r.action, previous, claim.period);
+                }
+                if consumed.is_err() {
+                    // The box's fault, not the client's: counts for no lockout.
+                    self.record(&r, Err(&Reason::StoreUnavailable));
+                    return Decision::Deny(Reason::StoreUnavailable);
                 }
                 return self.conclude(&r, Err(Reason::OneTimeTokenUsed));
             }
@@ -485,6 +491,7 @@ mod tests {
     struct Tokens {
         tokens: Mutex<HashMap<String, OneTimeToken>>,
         lose: bool,
+        broken: bool,
     }
 
     impl Tokens {
@@ -497,7 +504,7 @@ mod tests {
                 room_id: None,
             };
             let tokens = ids.iter().map(|id| (id.to_string(), token(id))).collect();
-            Arc::new(Tokens { tokens: Mutex::new(tokens), lose })
+            Arc::new(Tokens { tokens: Mutex::new(tokens), lose, broken: false })
         }
 
         fn has(&self, id: &str) -> bool {
@@ -515,12 +522,12 @@ mod tests {
         fn one_time_token(&self, token_id: &str) -> Option<OneTimeToken> {
             lock(&self.tokens).get(token_id).cloned()
         }
-        fn consume_one_time_token(
-            &self,
-            token_id: &str,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+        fn consume_one_time_token(&self, token_id: &str) -> crate::security::store::Consuming<'_> {
+            if self.broken {
+                return Box::pin(std::future::ready(Err("no space left on device".into())));
+            }
             let consumed = !self.lose && lock(&self.tokens).remove(token_id).is_some();
-            Box::pin(std::future::ready(consumed))
+            Box::pin(std::future::ready(Ok(consumed)))
         }
         fn subscriber(&self, _: &str, _: &str) -> Option<Subscriber> {
             None
@@ -626,6 +633,22 @@ mod tests {
             audited(&pipeline),
             vec![(false, "one-time token already used".to_string())],
             "a lost commit is audited with its reason"
+        );
+    }
+
+    #[test]
+    fn a_consume_the_store_cannot_make_durable_refuses_and_uses_nothing() {
+        let tokens = Tokens::with(&["t1"], false);
+        let broken = Arc::new(Tokens { tokens: Mutex::new(lock(&tokens.tokens).clone()), lose: false, broken: true });
+        let pipeline = pipeline(broken.clone());
+        assert_eq!(commit(&pipeline, plan(&pipeline, request("t1", "a"))), Decision::Deny(Reason::StoreUnavailable));
+        assert!(broken.has("t1"), "the token is left unused");
+        let Step::Decided(Verdict::Allow(_)) = pipeline.check(request("t1", "a")) else {
+            panic!("the TOTP step of a commit that could not be kept was not given back")
+        };
+        assert_eq!(
+            audited(&pipeline),
+            vec![(false, "one-time token not consumed: the datastore cannot be written".to_string())]
         );
     }
 }

@@ -4,6 +4,12 @@
 //! the session it admits has its place.
 
 use super::Action;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A consume under way (see [`SecurityStore::consume_one_time_token`]); the error says why the
+/// store could not make it durable.
+pub type Consuming<'a> = Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
 use crate::secrets::Secret;
 
 /// A one-time token: good for one publish or play of one stream until it expires.
@@ -98,12 +104,10 @@ pub trait SecurityStore: Send + Sync {
     fn room_registered(&self, room_id: &str) -> bool;
     /// The one-time token `token_id`, if it exists and was not consumed.
     fn one_time_token(&self, token_id: &str) -> Option<OneTimeToken>;
-    /// Consumes `token_id`, durably; true only for the one caller that consumed it, and only
-    /// once a power cut can no longer bring it back.
-    fn consume_one_time_token(
-        &self,
-        token_id: &str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
+    /// Consumes `token_id`, durably: `Ok(true)` only for the one caller that consumed it, and
+    /// only once a power cut can no longer bring it back; `Ok(false)` when it was used already;
+    /// an error when the store could not make the consume durable (the token is left unused).
+    fn consume_one_time_token(&self, token_id: &str) -> Consuming<'_>;
     /// The subscriber `subscriber_id` of `stream_id`, if registered.
     fn subscriber(&self, stream_id: &str, subscriber_id: &str) -> Option<Subscriber>;
 }

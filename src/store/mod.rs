@@ -15,14 +15,12 @@ mod snapshot;
 
 use crate::secrets::ct_eq;
 use crate::security::Action;
-use crate::security::store::{OneTimeToken, SecurityStore, Subscriber, SubscriberKind};
+use crate::security::store::{Consuming, OneTimeToken, SecurityStore, Subscriber, SubscriberKind};
 use crate::storage::Storage;
 use crate::storage::journal::{Journal, JournalError, Names, Snapshot};
 use change::Change;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A registered stream, with the fields of Ant Media Server's Broadcast object that rampart
@@ -332,25 +330,22 @@ impl Datastore {
     /// Consumes do not take turns: those close together share one fdatasync. The token is
     /// marked as being consumed first, so that a concurrent consumer loses; if the consume
     /// cannot be made durable the mark goes, the token stays usable, and the answer is false.
-    pub fn consume_one_time_token_durably(&self, token_id: &str) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    pub fn consume_one_time_token_durably(&self, token_id: &str) -> Consuming<'_> {
         let token_id = token_id.to_string();
         Box::pin(async move {
             {
                 let mut state = self.lock();
                 if !state.records.tokens.contains_key(&token_id) || !state.consuming.insert(token_id.clone()) {
-                    return false;
+                    return Ok(false);
                 }
             }
             // Dropped when done, failed or abandoned: a consumed token is gone from the records.
             let _mark = ConsumeMark { state: &self.state, token_id: token_id.clone() };
-            match self.commit(Change::TokenConsumed { token_id }).await {
-                Ok(()) => true,
-                Err(e) => {
-                    // A token that might work again after a power cut must not admit anyone now.
-                    log::error!("one-time token not consumed, the datastore cannot be written: {e}");
-                    false
-                }
-            }
+            self.commit(Change::TokenConsumed { token_id }).await.map(|()| true).map_err(|e| {
+                // A token that might work again after a power cut must not admit anyone now.
+                log::error!("one-time token not consumed, the datastore cannot be written: {e}");
+                e.to_string()
+            })
         })
     }
 }
@@ -389,7 +384,7 @@ impl SecurityStore for Datastore {
         ct_eq(token.token_id.expose().as_bytes(), token_id.as_bytes()).then(|| token.clone())
     }
 
-    fn consume_one_time_token(&self, token_id: &str) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    fn consume_one_time_token(&self, token_id: &str) -> Consuming<'_> {
         self.consume_one_time_token_durably(token_id)
     }
 
@@ -425,8 +420,8 @@ mod tests {
         let store = Datastore::in_memory();
         store.add_token(token("t1", 100), 0).await.unwrap();
         assert!(store.one_time_token("t1").is_some());
-        assert!(store.consume_one_time_token_durably("t1").await);
-        assert!(!store.consume_one_time_token_durably("t1").await);
+        assert!(store.consume_one_time_token_durably("t1").await.unwrap_or(false));
+        assert!(!store.consume_one_time_token_durably("t1").await.unwrap_or(false));
         assert!(store.one_time_token("t1").is_none());
     }
 
@@ -461,7 +456,7 @@ mod tests {
             blocked_play_until: 50,
         };
         store.put_subscriber(subscriber.clone()).await.unwrap();
-        assert!(store.consume_one_time_token_durably("used").await);
+        assert!(store.consume_one_time_token_durably("used").await.unwrap_or(false));
         drop(store);
 
         let reopened = Datastore::open(&storage(), dir.path(), "LiveApp", 30).await.unwrap();
@@ -486,7 +481,10 @@ mod tests {
         std::fs::remove_dir_all(&data).unwrap();
         assert!(matches!(store.add_broadcast(Broadcast::new("cam", 0)).await, Err(StoreError::Io(_))));
         assert!(!store.stream_registered("cam"));
-        assert!(!store.consume_one_time_token_durably("t1").await, "not consumed when that cannot be made durable");
+        assert!(
+            !store.consume_one_time_token_durably("t1").await.unwrap_or(false),
+            "not consumed when that cannot be made durable"
+        );
         assert!(store.one_time_token("t1").is_some());
     }
 
@@ -566,9 +564,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
         store.add_token(token("t1", 100), 0).await.unwrap();
-        let (first, second) =
-            tokio::join!(store.consume_one_time_token_durably("t1"), store.consume_one_time_token_durably("t1"));
-        assert!(first ^ second, "exactly one admitted: {first} {second}");
+        let both = tokio::join!(store.consume_one_time_token_durably("t1"), store.consume_one_time_token_durably("t1"));
+        assert!(matches!(both, (Ok(true), Ok(false)) | (Ok(false), Ok(true))), "exactly one admitted: {both:?}");
         assert!(store.one_time_token("t1").is_none());
     }
 
@@ -585,7 +582,7 @@ mod tests {
             let store = on_sim(fs.clone()).await.unwrap();
             store.add_token(token("t1", 100), 0).await.unwrap();
             let before = fs.calls();
-            assert!(store.consume_one_time_token_durably("t1").await);
+            assert!(store.consume_one_time_token_durably("t1").await.unwrap_or(false));
             fs.calls() - before
         };
         for cut in 0..=calls {
@@ -594,7 +591,7 @@ mod tests {
                 let store = on_sim(fs.clone()).await.unwrap();
                 store.add_token(token("t1", 100), 0).await.unwrap();
                 fs.cut_power_after(cut);
-                let consumed = store.consume_one_time_token_durably("t1").await;
+                let consumed = store.consume_one_time_token_durably("t1").await.unwrap_or(false);
                 assert_eq!(consumed, cut == calls, "consumed only once durable (cut {cut})");
                 let after = on_sim(Arc::new(fs.after_power_cut(tail))).await.unwrap();
                 if consumed {
@@ -625,7 +622,9 @@ mod tests {
         let consumes: Vec<_> = (0..BURST)
             .map(|i| {
                 let store = store.clone();
-                tokio::spawn(async move { store.consume_one_time_token_durably(&format!("t{i}")).await })
+                tokio::spawn(
+                    async move { store.consume_one_time_token_durably(&format!("t{i}")).await.unwrap_or(false) },
+                )
             })
             .collect();
         while store.lock().consuming.len() < BURST {
@@ -649,7 +648,7 @@ mod tests {
         let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
         assert_eq!(store.broadcast("cam"), Some(Broadcast::new("cam", 5)));
         assert!(store.room_registered("r1") && store.one_time_token("t2").is_some());
-        assert!(store.consume_one_time_token_durably("t1").await);
+        assert!(store.consume_one_time_token_durably("t1").await.unwrap_or(false));
         drop(store);
         let snapshot = std::fs::read(dir.path().join("store-LiveApp.json")).unwrap();
         assert!(snapshot.starts_with(b"# rampart-file v1 generation=2 "), "the old file is the snapshot, kept");
@@ -665,7 +664,7 @@ mod tests {
             store.add_token(token(&format!("token-{i:04}"), 100), 0).await.unwrap();
         }
         for i in 0..500 {
-            assert!(store.consume_one_time_token_durably(&format!("token-{i:04}")).await);
+            assert!(store.consume_one_time_token_durably(&format!("token-{i:04}")).await.unwrap_or(false));
         }
         store.add_broadcast(Broadcast::new("cam", 1)).await.unwrap();
         drop(store);
