@@ -38,17 +38,31 @@ pub trait Fs: Send + Sync {
 pub fn write_private(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp = path.as_os_str().to_owned();
     temp.push(".new");
-    let temp = std::path::PathBuf::from(temp);
-    match fs.remove(&temp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
     // Like the temporary file, which does not exist: mode 0600 whatever the old file had.
-    fs.create_new(&temp, bytes, &temp)?;
-    fs.sync_file(&temp)?;
-    fs.rename(&temp, path)?;
-    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        Some(dir) => fs.sync_dir(dir),
+    let temp = std::path::PathBuf::from(temp);
+    replace_durably(fs, path, &temp, bytes, &temp).map_err(|(_, e)| e)
+}
+
+/// Replaces `target` with `bytes` through `temp`, in the same directory: a leftover `temp`
+/// removed, `temp` created (with the owner and mode of `like`, else 0600) and fsynced, renamed
+/// over `target`, the directory fsynced. A power cut leaves the old content or the new, whole.
+/// An error names the path it is about.
+pub fn replace_durably<F: Fs + ?Sized>(
+    fs: &F,
+    target: &Path,
+    temp: &Path,
+    bytes: &[u8],
+    like: &Path,
+) -> Result<(), (std::path::PathBuf, io::Error)> {
+    let at_temp = |e| (temp.to_path_buf(), e);
+    if fs.read(temp).map_err(at_temp)?.is_some() {
+        fs.remove(temp).map_err(at_temp)?;
+    }
+    fs.create_new(temp, bytes, like).map_err(at_temp)?;
+    fs.sync_file(temp).map_err(at_temp)?;
+    fs.rename(temp, target).map_err(|e| (target.to_path_buf(), e))?;
+    match target.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => fs.sync_dir(dir).map_err(|e| (dir.to_path_buf(), e)),
         None => Ok(()),
     }
 }

@@ -20,7 +20,7 @@
 //! At load a journal older than its snapshot is ignored (its records are in the snapshot), and a
 //! snapshot without a journal (a store written by whole-file rewrites before) starts one.
 
-use super::fs::Fs;
+use super::fs::{Fs, replace_durably};
 use super::mount::Remount;
 use super::writer::{AtomicWriter, LoadedFile, WriteError};
 use super::{Storage, StorageError};
@@ -210,18 +210,8 @@ impl<F: Fs> JournalFile<F> {
 
     /// Replaces the journal with an empty one of `epoch`, atomically; no records.
     fn start_afresh(&mut self, epoch: u64) -> Result<Vec<Vec<u8>>, JournalError> {
-        let dir = self.writer.dir().to_path_buf();
-        let temp = dir.join(format!(".{}.tmp", self.names.journal));
-        let fs = self.fs();
-        let made = (|| {
-            if fs.read(&temp)?.is_some() {
-                fs.remove(&temp)?;
-            }
-            fs.create_new(&temp, &header(epoch), &self.path)?;
-            fs.sync_file(&temp)?;
-            fs.rename(&temp, &self.path)?;
-            fs.sync_dir(&dir)
-        })();
+        let temp = self.writer.dir().join(format!(".{}.tmp", self.names.journal));
+        let made = replace_durably(self.fs(), &self.path, &temp, &header(epoch), &self.path).map_err(|(_, e)| e);
         made.map_err(|e| self.io(e))?;
         (self.epoch, self.len, self.health) = (epoch, HEADER_LEN as u64, Health::Clean);
         Ok(Vec::new())

@@ -15,7 +15,7 @@
 //! A file rampart creates is readable by its owner only (0600); a rewrite keeps the owner and
 //! mode of the file it replaces, and the good copy takes them from the file.
 
-use super::fs::{Fs, RealFs};
+use super::fs::{Fs, RealFs, replace_durably};
 use super::mount::{Remount, RemountGuard};
 use ring::digest;
 use std::io;
@@ -173,15 +173,9 @@ impl<F: Fs> AtomicWriter<F> {
     /// Replaces `name` with `bytes`, with the owner and mode of `like`: temp file, fsync, rename,
     /// fsync of the directory.
     fn replace(&self, name: &str, bytes: &[u8], like: &str) -> Result<(), WriteError> {
-        let target = self.dir.join(name);
-        let temp = self.dir.join(format!(".{name}.tmp"));
-        if self.fs.read(&temp).map_err(|source| self.io(&temp, source))?.is_some() {
-            self.fs.remove(&temp).map_err(|source| self.io(&temp, source))?;
-        }
-        self.fs.create_new(&temp, bytes, &self.dir.join(like)).map_err(|source| self.io(&temp, source))?;
-        self.fs.sync_file(&temp).map_err(|source| self.io(&temp, source))?;
-        self.fs.rename(&temp, &target).map_err(|source| self.io(&target, source))?;
-        self.fs.sync_dir(&self.dir).map_err(|source| self.io(&self.dir, source))
+        let (target, temp) = (self.dir.join(name), self.dir.join(format!(".{name}.tmp")));
+        replace_durably(&self.fs, &target, &temp, bytes, &self.dir.join(like))
+            .map_err(|(path, source)| WriteError::Io { path, source })
     }
 
     fn writable(&self) -> Result<RemountGuard, WriteError> {
