@@ -112,6 +112,20 @@ fn replying<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> (Job
 }
 
 #[cfg(test)]
+impl Storage {
+    /// Holds the worker, as a slow fsync would, until something is sent on the answer (so that
+    /// what is queued meanwhile shows how it is grouped).
+    pub(crate) fn hold(&self) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        self.submit(move || {
+            let _ = held.recv();
+        })
+        .expect("room in the storage queue");
+        release
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

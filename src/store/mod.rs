@@ -612,12 +612,7 @@ mod tests {
         for i in 0..BURST {
             store.add_token(token(&format!("t{i}"), 100), 0).await.unwrap();
         }
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        storage
-            .submit(move || {
-                let _ = held.recv();
-            })
-            .unwrap();
+        let release = storage.hold();
         let before = counting.counts();
         let consumes: Vec<_> = (0..BURST)
             .map(|i| {

@@ -200,12 +200,7 @@ async fn concurrent_appends_share_one_fdatasync() {
     let (journal, _) = Journal::open(&storage, dir.path(), names(), |_| true, snapshot).await.unwrap();
 
     // Hold the worker while every append queues up, as a slow fsync would.
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    storage
-        .submit(move || {
-            let _ = held.recv();
-        })
-        .unwrap();
+    let release = storage.hold();
     let before = counting.counts();
     let appends: Vec<_> = (0..APPENDS)
         .map(|i| {
