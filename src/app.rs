@@ -17,6 +17,8 @@ use crate::net::webhook::HttpWebhook;
 use crate::net_limits::{SlotLimits, Slots};
 use crate::rtmp;
 use crate::rtmp::chunks::{GuardLimits, UnadmittedBudget};
+use crate::secrets::keyring::{self, Mint};
+use crate::secrets::{self, Keyring};
 use crate::security::Pipeline;
 use crate::security::audit::Audit;
 use crate::security::sessions::Sessions;
@@ -143,6 +145,8 @@ pub struct Services {
     pub settings: Arc<LiveSettings>,
     /// The storage worker: every durable write and blocking file read after start.
     pub storage: Storage,
+    /// The box's data keys: seal and open every secret kept on disk.
+    pub keyring: Arc<Keyring>,
 }
 
 /// Runs the daemon until `shutdown` completes.
@@ -188,6 +192,7 @@ pub async fn start(
         .run(move || fs.create_dir_all(&data_dir))
         .await?
         .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
+    let keyring = Arc::new(open_keyring(server, &storage).await?);
     let config_files = match config_dir.map(Path::to_path_buf) {
         Some(dir) => {
             let fs = storage.fs();
@@ -266,6 +271,7 @@ pub async fn start(
         addresses,
         settings: Arc::new(LiveSettings::new(settings.clone(), config_files, storage.clone(), watchers)),
         storage,
+        keyring,
     });
     let http = Http::new(http_state(&services));
     let acceptor = || tls.clone().map(TlsAcceptor::from);
@@ -281,6 +287,27 @@ pub async fn start(
     }
     drop(tokio::spawn(fold_refusals(services.pipeline.clone(), services.clock.clone())));
     Ok(services)
+}
+
+/// The box's data keys, opened (or made) by the store `secrets.store` names, on the storage
+/// worker: a TPM command blocks. Says which store holds them, and what did not open.
+async fn open_keyring(server: &ServerSettings, storage: &Storage) -> Result<Keyring, AppError> {
+    let store = secrets::store_for(server.secrets_store, &server.secrets_tpm_device, server.secrets_pcr_policy.clone());
+    let (data_dir, fs) = (server.data_dir.clone(), storage.fs());
+    let keyring = storage.run(move || Keyring::load(store.as_ref(), fs.as_ref(), &data_dir, Mint::IfNoneOpens)).await?;
+    let status = keyring.status();
+    match status.hardware {
+        true => log::info!("secrets: sealed by {}", status.store),
+        false => log::warn!(
+            "secrets: sealed by {} in {}: anyone who reads the data partition can open them (set secrets.store=tpm on a box with a TPM)",
+            status.store,
+            server.data_dir.join(keyring::DIR).display()
+        ),
+    }
+    for problem in &status.problems {
+        log::error!("secrets: {problem}");
+    }
+    Ok(keyring)
 }
 
 /// Records the folded refusals of each minute once it ends, even when no further event comes.

@@ -8,7 +8,8 @@ use super::load::FileSource;
 use super::values::{
     CidrList, HeaderText, HttpUrl, LogLevel, OriginList, Port, Seconds, SettingValue, TokenHashFormat,
 };
-use crate::secrets::Secret;
+use crate::secrets::tpm::{PcrSelection, TpmDevice};
+use crate::secrets::{Secret, StoreChoice};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -161,6 +162,12 @@ settings_table! {
         idle_timeout: Seconds = "server.idleTimeout", default "30", range 1..=3600 [restart];
         /// Directory for the datastore, audit log and device certificate (relative: to the working directory).
         data_dir: PathBuf = "data.dir", default "rampart-data" [restart];
+        /// What seals the data key that opens every secret on disk: auto (tpm when /dev/tpmrm0 exists, else file), tpm, or file (a key file in data.dir, not hardware-protected: weak).
+        secrets_store: StoreChoice = "secrets.store", default "auto" [restart];
+        /// The TPM 2.0: a device path (the kernel's resource manager /dev/tpmrm0) or swtpm:HOST:PORT (swtpm's TCP command port, for tests).
+        secrets_tpm_device: TpmDevice = "secrets.tpmDevice", default "/dev/tpmrm0" [restart];
+        /// PCRs the data key is bound to, such as sha256:7 (empty: none); after a firmware update the secrets must be entered again.
+        secrets_pcr_policy: Option<PcrSelection> = "secrets.pcrPolicy", default "" [restart];
         /// Log level: OFF, ERROR, WARN, INFO, DEBUG, TRACE or ALL.
         log_level: LogLevel = "logLevel", default "INFO";
         /// Refusals from one address (an IPv6 /64) within server.lockoutWindow that lock it out (0: never, weak).

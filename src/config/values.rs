@@ -1,6 +1,8 @@
 //! The types settings become at load: each knows how to read itself from its text in a
 //! properties file, what text it expects, and how to write itself back.
 
+use crate::secrets::StoreChoice;
+use crate::secrets::tpm::{PcrSelection, TpmDevice};
 use crate::secrets::{REDACTED, Secret};
 use ipnet::IpNet;
 use std::fmt;
@@ -168,6 +170,36 @@ impl SettingValue for Secret<String> {
     }
     fn render(&self) -> String {
         if self.is_set() { REDACTED.to_string() } else { String::new() }
+    }
+}
+
+impl SettingValue for StoreChoice {
+    const EXPECTED: &'static str = "auto, tpm or file";
+    fn parse(text: &str) -> Result<Self, String> {
+        StoreChoice::parse(text)
+    }
+    fn render(&self) -> String {
+        self.name().to_string()
+    }
+}
+
+impl SettingValue for TpmDevice {
+    const EXPECTED: &'static str = "a TPM device path such as /dev/tpmrm0, or swtpm:HOST:PORT";
+    fn parse(text: &str) -> Result<Self, String> {
+        TpmDevice::parse(text)
+    }
+    fn render(&self) -> String {
+        TpmDevice::render(self)
+    }
+}
+
+impl SettingValue for Option<PcrSelection> {
+    const EXPECTED: &'static str = "PCRs of the SHA-256 bank such as sha256:7 or sha256:0,7 (empty: none)";
+    fn parse(text: &str) -> Result<Self, String> {
+        PcrSelection::parse(text)
+    }
+    fn render(&self) -> String {
+        self.as_ref().map(PcrSelection::render).unwrap_or_default()
     }
 }
 

@@ -1,90 +1,96 @@
-//! Secrets: the redacting [`Secret`] wrapper and constant-time comparison.
+//! Secrets: the redacting [`Secret`] wrapper, the `sealed:v1:` envelope every secret is stored in,
+//! the box's data key that opens it ([`Keyring`]), and the stores that seal that key: the TPM 2.0
+//! ([`tpm`]) or, on development machines, a key file ([`file`]).
 //!
-//! A secret reaches a log line, an API answer or a panic message only as `***`. The
-//! hardware-backed store (TPM 2.0) that seals secrets on the box lives beside this type.
+//! The store is asked once at start (a blocking job on the storage worker); every later seal and
+//! open is in memory.
 
-use std::fmt;
-use subtle::ConstantTimeEq;
+pub mod envelope;
+pub mod file;
+pub mod keyring;
+mod secret;
+pub mod tpm;
 
-/// What every redacted value prints as.
-pub const REDACTED: &str = "***";
+pub use envelope::{DataKey, EnvelopeError};
+pub use keyring::{Keyring, KeyringStatus};
+pub use secret::{REDACTED, Secret, ct_eq, random_token};
 
-/// A value that must never be shown: `Debug` and `Display` print `***`.
-#[derive(Clone, Default)]
-pub struct Secret<T>(T);
+/// Why a store could not seal or unseal the data key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The store cannot be reached (no TPM device, swtpm not listening, no key file yet).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The store refused to open the blob: another TPM made it (the disk was moved), or the
+    /// measured boot no longer matches its PCR policy.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The blob is truncated or malformed, or the store answered nonsense.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+}
 
-impl<T> Secret<T> {
-    /// Wraps a secret value.
-    pub fn new(value: T) -> Self {
-        Secret(value)
+/// Seals and unseals the box's data key. Blocking (a TPM command, a file read): call it only
+/// from a job on the storage worker, or before the runtime starts.
+pub trait SecretStore: Send + Sync {
+    /// What the store is, for the log and the system status (`TPM 2.0 at /dev/tpmrm0`).
+    fn describe(&self) -> String;
+    /// Whether the key is protected by hardware (false for the development key file).
+    fn hardware(&self) -> bool;
+    /// A short name stored with each blob, so that a blob is only given to the store that made it.
+    fn kind(&self) -> &'static str;
+    /// Seals `key` for this box: the blob to keep on the data partition.
+    fn seal(&self, key: &DataKey) -> Result<Vec<u8>, KeyError>;
+    /// Opens a blob [`SecretStore::seal`] made.
+    fn unseal(&self, blob: &[u8]) -> Result<DataKey, KeyError>;
+}
+
+/// Which store seals the data key (`secrets.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The TPM when [`tpm::DEFAULT_DEVICE`] exists, else the key file (with a warning).
+    Auto,
+    /// The TPM at `secrets.tpmDevice`; without it, secrets cannot be opened.
+    Tpm,
+    /// The development key file.
+    File,
+}
+
+impl StoreChoice {
+    /// Reads `auto`, `tpm` or `file`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "auto" => Ok(StoreChoice::Auto),
+            "tpm" => Ok(StoreChoice::Tpm),
+            "file" => Ok(StoreChoice::File),
+            _ => Err("expected auto, tpm or file".into()),
+        }
     }
 
-    /// The value in clear, for the code that uses it (a MAC key, a comparison).
-    pub fn expose(&self) -> &T {
-        &self.0
+    /// The text [`StoreChoice::parse`] reads back.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreChoice::Auto => "auto",
+            StoreChoice::Tpm => "tpm",
+            StoreChoice::File => "file",
+        }
     }
 }
 
-impl Secret<String> {
-    /// Whether a value is set (an empty string means unset).
-    pub fn is_set(&self) -> bool {
-        !self.0.is_empty()
-    }
-}
-
-impl<T> fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl<T> fmt::Display for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl<T: AsRef<[u8]>> PartialEq for Secret<T> {
-    fn eq(&self, other: &Self) -> bool {
-        ct_eq(self.0.as_ref(), other.0.as_ref())
-    }
-}
-
-impl<T: AsRef<[u8]>> Eq for Secret<T> {}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
-}
-
-/// `bytes` random bytes from the system's generator, as URL-safe base64 without padding (for
-/// tokens, session ids and stream ids); `None` if the system has no randomness to give.
-pub fn random_token(bytes: usize) -> Option<String> {
-    use base64::Engine as _;
-    use ring::rand::SecureRandom as _;
-    let mut buf = vec![0u8; bytes];
-    ring::rand::SystemRandom::new().fill(&mut buf).ok()?;
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_and_display_redact() {
-        let s = Secret::new("hunter2-very-secret".to_string());
-        assert_eq!(format!("{s:?}"), "***");
-        assert_eq!(format!("{s}"), "***");
-        assert_eq!(format!("{:?}", Some(&s)), "Some(***)");
-        assert_eq!(s.expose(), "hunter2-very-secret");
-    }
-
-    #[test]
-    fn equality_is_by_value() {
-        assert_eq!(Secret::new("abc"), Secret::new("abc"));
-        assert_ne!(Secret::new("abc"), Secret::new("abd"));
-        assert_ne!(Secret::new("abc"), Secret::new("abcd"));
-        assert!(!Secret::new(String::new()).is_set());
+/// The store `choice` names: `auto` is the TPM when `secrets.tpmDevice` is the default device
+/// and it exists (or is any other device or swtpm), else the key file.
+pub fn store_for(
+    choice: StoreChoice,
+    device: &tpm::TpmDevice,
+    pcrs: Option<tpm::PcrSelection>,
+) -> Box<dyn SecretStore> {
+    let tpm_present = match device {
+        tpm::TpmDevice::Device(path) => path.exists(),
+        tpm::TpmDevice::Swtpm { .. } => true,
+    };
+    match choice {
+        StoreChoice::File => Box::new(file::KeyFile),
+        StoreChoice::Auto if !tpm_present => Box::new(file::KeyFile),
+        StoreChoice::Auto | StoreChoice::Tpm => Box::new(tpm::Tpm::new(device.clone(), pcrs)),
     }
 }
