@@ -94,3 +94,15 @@ pub fn store_for(
         StoreChoice::Auto | StoreChoice::Tpm => Box::new(tpm::Tpm::new(device.clone(), pcrs)),
     }
 }
+
+/// A secret kept on disk that cannot be opened: what it is, where, and why. The mechanism that
+/// needs it refuses (it is never treated as unset); the log and the system status list it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unopenable {
+    /// Where it is kept (`server.properties`, `apps/LiveApp.properties`, `the datastore of LiveApp`).
+    pub place: String,
+    /// Which secret (a setting's key, `subscriber s1 of stream cam1`, `the device TLS key`).
+    pub key: String,
+    /// Why it does not open.
+    pub why: String,
+}
