@@ -18,7 +18,7 @@ use crate::net_limits::{SlotLimits, Slots};
 use crate::rtmp;
 use crate::rtmp::chunks::{GuardLimits, UnadmittedBudget};
 use crate::secrets::keyring::{self, Mint};
-use crate::secrets::{self, Keyring};
+use crate::secrets::{self, Keyring, Unopenable};
 use crate::security::Pipeline;
 use crate::security::audit::Audit;
 use crate::security::sessions::Sessions;
@@ -29,7 +29,7 @@ use crate::storage::writer::WriteError;
 use crate::storage::{Storage, StorageError};
 use crate::store::admin::{AdminAccount, SETUP_FILE};
 use crate::store::{Datastore, StoreError};
-use crate::tls::{self, TlsError};
+use crate::tls::{self, Tls, TlsError};
 use crate::webrtc::{Network, WebRtc};
 use std::collections::HashMap;
 use std::future::Future;
@@ -147,7 +147,11 @@ pub struct Services {
     pub storage: Storage,
     /// The box's data keys: seal and open every secret kept on disk.
     pub keyring: Arc<Keyring>,
+    /// The TLS key that did not open at start (then RTMPS and HTTPS are not served, or serve a
+    /// new device certificate).
+    pub tls_key: Option<Unopenable>,
 }
+
 
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(
@@ -195,8 +199,8 @@ pub async fn start(
     let keyring = Arc::new(open_keyring(server, &storage).await?);
     let config_files = match config_dir.map(Path::to_path_buf) {
         Some(dir) => {
-            let fs = storage.fs();
-            Some(storage.run(move || config_files(&dir, fs)).await??)
+            let (fs, keyring) = (storage.fs(), keyring.clone());
+            Some(storage.run(move || config_files(&dir, fs, keyring)).await??)
         }
         None => None,
     };
@@ -241,15 +245,15 @@ pub async fn start(
     });
     let tls = match server.rtmps_enabled || server.ssl_enabled {
         true => {
-            let (server, fs) = (server.clone(), storage.fs());
-            Some(storage.run(move || tls::server_config(&server, fs.as_ref())).await??)
+            let (server, fs, keyring) = (server.clone(), storage.fs(), keyring.clone());
+            storage.run(move || tls::server_config(&server, fs.as_ref(), &keyring)).await??
         }
-        false => None,
+        false => Tls { config: None, unopenable: None },
     };
 
     let apps: Vec<&str> = settings.apps.keys().map(String::as_str).collect();
     log::info!("rampart {} serving applications: {}", env!("CARGO_PKG_VERSION"), apps.join(", "));
-    let listeners = bind_all(settings).await?;
+    let listeners = bind_all(settings, tls.config.is_some()).await?;
     let mut addresses = Vec::new();
     for listener in &listeners {
         let addr = listener.socket.local_addr().map_err(AppError::Listen)?;
@@ -272,9 +276,10 @@ pub async fn start(
         settings: Arc::new(LiveSettings::new(settings.clone(), config_files, storage.clone(), watchers)),
         storage,
         keyring,
+        tls_key: tls.unopenable,
     });
     let http = Http::new(http_state(&services));
-    let acceptor = || tls.clone().map(TlsAcceptor::from);
+    let acceptor = || tls.config.clone().map(TlsAcceptor::from);
     let (rtmp_slots, http_slots) = connection_slots(server);
     for Listener { protocol, socket } in listeners {
         let task = match protocol {
@@ -363,6 +368,8 @@ fn http_state(services: &Services) -> State {
         stores: services.stores.clone(),
         addresses: services.addresses.clone(),
         settings: services.settings.clone(),
+        keyring: services.keyring.clone(),
+        tls_key: services.tls_key.clone(),
     }
 }
 
@@ -383,8 +390,9 @@ fn admin_error(source: StoreError) -> AppError {
 /// The writers of the configuration directory `dir`, vetting changes, after tidying it up: the
 /// temporary files a power cut left are removed, and the files edited by hand become their own
 /// last good copies. Blocking: a job on the storage worker.
-fn config_files(dir: &Path, fs: Arc<dyn Fs>) -> Result<ConfigFiles, AppError> {
-    let files = ConfigFiles::with_fs(dir, fs).vetted_by(Box::new(change_checks::vet));
+fn config_files(dir: &Path, fs: Arc<dyn Fs>, keyring: Arc<Keyring>) -> Result<ConfigFiles, AppError> {
+    let vet = move |current: &Settings, next: &Settings| change_checks::vet(current, next, &keyring);
+    let files = ConfigFiles::with_fs(dir, fs).vetted_by(Box::new(vet));
     for (dir, removed) in files.remove_stale_temps().map_err(AppError::Config)? {
         if removed > 0 {
             log::warn!("removed {removed} temporary file(s) an interrupted write left in {}", dir.display());
@@ -410,14 +418,15 @@ fn store_of(stores: &HashMap<String, Arc<Datastore>>, app: &str) -> Arc<dyn Secu
     }
 }
 
-/// Binds every listener the server settings enable, in a fixed order.
-async fn bind_all(settings: &Settings) -> Result<Vec<Listener>, AppError> {
+/// Binds every listener the server settings enable, in a fixed order; RTMPS and HTTPS only when
+/// `tls` (their key opened).
+async fn bind_all(settings: &Settings, tls: bool) -> Result<Vec<Listener>, AppError> {
     let server = &settings.server;
     let wanted = [
         ("RTMP", "rtmp.host, rtmp.port", server.rtmp_host, server.rtmp_port, true),
-        ("RTMPS", "rtmp.host, rtmps.port", server.rtmp_host, server.rtmps_port, server.rtmps_enabled),
+        ("RTMPS", "rtmp.host, rtmps.port", server.rtmp_host, server.rtmps_port, server.rtmps_enabled && tls),
         ("HTTP", "http.host, http.port", server.http_host, server.http_port, true),
-        ("HTTPS", "http.host, https.port", server.http_host, server.https_port, server.ssl_enabled),
+        ("HTTPS", "http.host, https.port", server.http_host, server.https_port, server.ssl_enabled && tls),
     ];
     let mut listeners = Vec::new();
     for (protocol, keys, host, Port(port), enabled) in wanted {

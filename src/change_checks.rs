@@ -4,20 +4,21 @@
 
 use crate::config::Settings;
 use crate::net::client::HttpClient;
+use crate::secrets::Keyring;
 use crate::tls;
 use std::path::Path;
 
 /// What a settings change must not break, checked before it is written, so that a failing next
 /// start is never the first sign: a certificate and key that parse and match, a trust file that
-/// parses, and a data directory fit to be rampart's.
-pub fn vet(current: &Settings, next: &Settings) -> Vec<(&'static str, String)> {
+/// parses, and a data directory fit to be rampart's. A sealed key must open with `keyring`.
+pub fn vet(current: &Settings, next: &Settings, keyring: &Keyring) -> Vec<(&'static str, String)> {
     let (old, new) = (&current.server, &next.server);
     let mut problems = Vec::new();
     let pair = |s: &crate::config::ServerSettings| (s.tls_cert_file.clone(), s.tls_key_file.clone());
     // One without the other is the rules' to refuse (config/rules.rs).
     if let (true, (Some(cert), Some(key))) = (pair(old) != pair(new), pair(new)) {
         let checked = small_file(&cert).and(small_file(&key));
-        if let Err(e) = checked.and_then(|()| tls::config_from_files(&cert, &key).map_err(|e| e.to_string())) {
+        if let Err(e) = checked.and_then(|()| tls::config_from_files(&cert, &key, keyring).map_err(|e| e.to_string())) {
             problems.push(("server.tlsCertFile", e));
         }
     }

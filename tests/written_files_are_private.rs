@@ -48,7 +48,7 @@ fn a_settings_change_keeps_each_files_mode_and_new_files_are_private() {
         "store-LiveApp.journal",
         "admin.json",
         ".admin.json.good",
-        "device-key.pem",
+        "device-key.sealed",
         "device-cert.pem",
     ] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");

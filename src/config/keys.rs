@@ -154,7 +154,7 @@ settings_table! {
         end_sessions_with_grant: bool = "server.endSessionsWhenGrantEnds", default "true" [restart];
         /// PEM certificate chain for RTMPS and HTTPS (empty: a self-signed device certificate in data.dir).
         tls_cert_file: Option<PathBuf> = "server.tlsCertFile", default "" [restart];
-        /// PEM private key of server.tlsCertFile.
+        /// PEM private key of server.tlsCertFile, in clear or sealed (a sealed:v1: value this box opens).
         tls_key_file: Option<PathBuf> = "server.tlsKeyFile", default "" [restart];
         /// Time a new connection has to finish its handshake before it is closed.
         handshake_timeout: Seconds = "server.handshakeTimeout", default "10", range 1..=120 [restart];

@@ -364,7 +364,7 @@ fn metrics(http: &Http) -> Reply {
     with_body(StatusCode::OK, "text/plain; version=0.0.4", out)
 }
 
-/// Version, uptime, storage and TPM status, for the panel's system page.
+/// Version, uptime, storage and the secrets' state, for the panel's system page.
 fn system_status(http: &Http) -> Reply {
     let services = &http.state;
     let data_dir = services.settings.now().server.data_dir.clone();
@@ -384,7 +384,21 @@ fn system_status(http: &Http) -> Reply {
             "dataDir": { "path": data_dir, "storage": storage },
             "auditDropped": services.pipeline.audit().dropped(),
             "configPartition": { "stuckWritable": services.settings.stuck_writable() },
-            "tpm": { "present": std::path::Path::new("/dev/tpmrm0").exists(), "sealsSecrets": false },
+            "secrets": secrets_status(services),
         }),
     )
+}
+
+/// What seals the secrets, and every secret kept on disk that does not open.
+fn secrets_status(services: &super::state::State) -> Value {
+    let store = services.keyring.status();
+    json!({
+        "store": {
+            "description": store.store,
+            "hardware": store.hardware,
+            "ready": store.ready,
+            "problems": store.problems,
+        },
+        "unopenable": services.unopenable(),
+    })
 }

@@ -5,6 +5,8 @@ use crate::admission::Admission;
 use crate::clock::Clock;
 use crate::config::live::LiveSettings;
 use crate::media::Hub;
+use crate::secrets::keyring;
+use crate::secrets::{Keyring, Unopenable};
 use crate::security::Pipeline;
 use crate::security::jwks::KeySource;
 use crate::security::sessions::Sessions;
@@ -42,4 +44,22 @@ pub struct State {
     pub addresses: Vec<(&'static str, SocketAddr)>,
     /// The settings in force, and their changes.
     pub settings: Arc<LiveSettings>,
+    /// The box's data keys.
+    pub keyring: Arc<Keyring>,
+    /// The TLS key that did not open at start.
+    pub tls_key: Option<Unopenable>,
+}
+
+impl State {
+    /// Every secret kept on disk that does not open, for the system status: the data keys that
+    /// did not, and the TLS key.
+    pub fn unopenable(&self) -> Vec<Unopenable> {
+        let place = format!("data.dir/{}", keyring::DIR);
+        let data_key = |why: &String| Unopenable { place: place.clone(), key: "a data key".into(), why: why.clone() };
+        let mut list: Vec<Unopenable> = self.keyring.status().problems.iter().map(data_key).collect();
+        list.extend(self.tls_key.clone());
+        // The secret settings (Settings::unopenable) and each datastore's (Datastore::unopenable)
+        // join the list here.
+        list
+    }
 }
