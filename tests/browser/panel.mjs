@@ -1,12 +1,15 @@
 // The web panel in Debian's Chromium, driven by playwright-core: set the admin password, log
 // in, register a stream, require one-time tokens for publishing, make a publish URL with a
 // token, publish to it with ffmpeg, see the stream live, restart the daemon and find the
-// settings kept. Screenshots of every page go to tests/browser/artifacts/.
+// settings kept; the system page says what seals the secrets, and after the device TLS key was
+// corrupted lists it in red. Screenshots of every page go to tests/browser/artifacts/.
 //
 // usage: node tests/browser/panel.mjs <rampart binary>
 
 import assert from "node:assert/strict";
 import { finish, launchBrowser, startRampart, restart, stop, publish, setupCode, shot } from "./harness.mjs";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const PASSWORD = "panel test password";
 
@@ -19,7 +22,7 @@ async function login(page, base) {
   await page.waitForSelector("#page-live:not([hidden])");
 }
 
-const rampart = await startRampart({ server: "webrtc.host=127.0.0.1\n" });
+const rampart = await startRampart({ server: "webrtc.host=127.0.0.1\nrtmps.enabled=true\nrtmps.port=0\n" });
 const browser = await launchBrowser(["--allow-loopback-in-peer-connection"]);
 await finish(rampart, browser, async () => {
   let base = `http://127.0.0.1:${rampart.ports.HTTP}`;
@@ -108,9 +111,15 @@ await finish(rampart, browser, async () => {
   await page.waitForSelector("#sub-rows tr >> text=tv1");
   await shot(page, "09-subscribers");
   await page.click("nav a[href='#system']");
-  await page.waitForSelector("#system-facts dd");
+  await page.waitForSelector("#system-secrets");
+  assert.match(await page.textContent("#system-secrets"), /sealed by a key file \(not hardware-protected\)/);
+  assert.equal(await page.isVisible("#system-secrets .pill.warn"), true, "a key file is a warning");
+  assert.equal(await page.isVisible("#secrets-problems"), false, "every secret opens");
   await shot(page, "10-system");
   ffmpeg.kill("SIGKILL");
+
+  // The device TLS key no longer opens: the restart makes a new certificate and says so.
+  writeFileSync(join(rampart.work, "data", "device-key.sealed"), "sealed:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 
   // Restart the daemon: the settings, the stream and the account are kept.
   await restart(rampart);
@@ -122,6 +131,19 @@ await finish(rampart, browser, async () => {
   assert.equal(await page.inputValue("#setting-timeTokenPeriod"), "30");
   await page.click("nav a[href='#streams']");
   await page.waitForSelector("#stream-rows tr >> text=Front door");
+  await page.click("nav a[href='#system']");
+  await page.waitForSelector("#secrets-problems:not([hidden])");
+  const problems = await page.textContent("#unopenable-rows");
+  assert.match(problems, /the device TLS key in .*device-key\.sealed: .*a new device certificate was made/);
+  assert.match(await page.textContent("#system-secrets"), /sealed by a key file/);
+  await shot(page, "12-system-unopenable");
+  const narrow = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  const phonePage = await narrow.newPage();
+  await login(phonePage, base);
+  await phonePage.click("nav a[href='#system']");
+  await phonePage.waitForSelector("#secrets-problems:not([hidden])");
+  await shot(phonePage, "12-system-unopenable-phone");
+  await narrow.close();
   await page.setViewportSize({ width: 390, height: 844 });
   await page.click("nav a[href='#settings']");
   await page.waitForSelector("#setting-publishTokenControlEnabled");

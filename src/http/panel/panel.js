@@ -381,9 +381,40 @@ async function loadSystem() {
     ["Listening", (s.listeners || []).map((l) => `${l.protocol} ${l.port}`).join(", ")],
     ["Data directory", `${s.dataDir.path}${storage ? ` — ${gib(storage.freeBytes)} free of ${gib(storage.totalBytes)}` : ""}`],
     ["Config partition", s.configPartition.stuckWritable ? "WRITABLE: the last remount to read-only failed" : "read-only between writes"],
-    ["TPM 2.0", s.tpm.present ? "present" : "not found (secrets are kept in the data directory)"],
   ];
-  $("system-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
+  $("system-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", k), el("dd", v)]), el("dt", "Secrets"),
+    secretsLine(s.secrets.store));
+  showUnopenable(s.secrets.unopenable);
+}
+
+// What seals the secrets: a TPM, or a warning for the key file or when no data key is open.
+function secretsLine(store) {
+  const line = el("dd", null, "secrets");
+  line.id = "system-secrets";
+  const text = `sealed by ${store.description}`;
+  if (!store.ready) line.append(el("span", "NOT READY", "pill bad"), ` no data key is open: secrets cannot be sealed or opened (${text})`);
+  else if (!store.hardware) line.append(el("span", "warning", "pill warn"), ` ${text}: anyone with the SD card can open them`);
+  else line.append(el("span", "hardware", "pill good"), ` ${text}`);
+  return line;
+}
+
+// What to do about a secret that does not open, by where it is kept (the TLS key and the data
+// keys say it in their reason).
+function remedy(item) {
+  if (item.place.endsWith(".properties")) return "Enter it again in Security settings and save: it is sealed afresh.";
+  if (item.place.startsWith("the datastore")) return "Register it again on the TOTP subscribers page.";
+  return "";
+}
+
+function showUnopenable(list) {
+  $("secrets-problems").hidden = list.length === 0;
+  $("unopenable-rows").replaceChildren(...list.map((item) => {
+    const entry = el("li");
+    entry.append(el("strong", item.key), ` in ${item.place}: ${item.why}`);
+    const todo = remedy(item);
+    if (todo) entry.append(el("div", todo, "remedy"));
+    return entry;
+  }));
 }
 
 // ---- wiring ----
