@@ -152,7 +152,6 @@ pub struct Services {
     pub tls_key: Option<Unopenable>,
 }
 
-
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(
     settings: Settings,

@@ -96,10 +96,12 @@ pub fn config_from_files(cert_path: &Path, key_path: &Path, keyring: &Keyring) -
     let read = |path: &Path| std::fs::read(path).map(Zeroizing::new).map_err(|e| file_error(path, e.to_string()));
     let (cert, key) = (read(cert_path)?, read(key_path)?);
     let key = match sealed_text(&key) {
-        Some(sealed) => keyring
-            .open(KEY_NAME, sealed)
-            .map_err(|e| TlsError::Sealed { path: key_path.to_path_buf(), reason: e.to_string() })?
-            .clear,
+        Some(sealed) => {
+            keyring
+                .open(KEY_NAME, sealed)
+                .map_err(|e| TlsError::Sealed { path: key_path.to_path_buf(), reason: e.to_string() })?
+                .clear
+        }
         None => key,
     };
     config_from_pem(cert_path, &cert, key_path, &key)
@@ -184,22 +186,20 @@ fn device_certificate(data_dir: &Path, fs: &dyn Fs, keyring: &Keyring) -> Result
             seal_clear_key(&files, fs, keyring, clear)?;
             return serving(config);
         }
-        (Some(cert), None, Some(sealed)) => {
-            match keyring.open(KEY_NAME, &String::from_utf8_lossy(sealed)) {
-                Ok(opened) => {
-                    let config = config_from_pem(&files.cert, cert, &files.key, &opened.clear)?;
-                    if opened.stale {
-                        reseal(&files, fs, keyring, &opened.clear);
-                    }
-                    return serving(config);
+        (Some(cert), None, Some(sealed)) => match keyring.open(KEY_NAME, &String::from_utf8_lossy(sealed)) {
+            Ok(opened) => {
+                let config = config_from_pem(&files.cert, cert, &files.key, &opened.clear)?;
+                if opened.stale {
+                    reseal(&files, fs, keyring, &opened.clear);
                 }
-                Err(KeyringError::NoKey(why)) => {
-                    let why = format!("no data key is open ({why}); RTMPS and HTTPS are not served until it opens");
-                    return Ok(refused(&files.key, "the device TLS key", why));
-                }
-                Err(e) => Some(e),
+                return serving(config);
             }
-        }
+            Err(KeyringError::NoKey(why)) => {
+                let why = format!("no data key is open ({why}); RTMPS and HTTPS are not served until it opens");
+                return Ok(refused(&files.key, "the device TLS key", why));
+            }
+            Err(e) => Some(e),
+        },
         _ => None,
     };
     if let Some(e) = &did_not_open {
