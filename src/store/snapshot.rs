@@ -255,3 +255,108 @@ pub(super) fn decode(bytes: &[u8], now: u64, keys: &Keys, rewrite: &mut Rewrite)
     }
     Ok(records)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::file::KeyFile;
+    use crate::secrets::keyring::{Keyring, Mint};
+    use crate::secrets::{Secret, ct_eq};
+    use crate::storage::fs::RealFs;
+    use std::sync::Arc;
+
+    fn keys() -> Keys {
+        Keys::new(Arc::new(Keyring::ephemeral()), "LiveApp")
+    }
+
+    fn subscriber(stream: &str) -> Subscriber {
+        Subscriber {
+            subscriber_id: "cam1".into(),
+            stream_id: stream.into(),
+            secret: SubscriberKey::Open(Secret::new(b"the-totp-key".to_vec())),
+            kind: SubscriberKind::Publish,
+            period: Some(30),
+            blocked_publish_until: 0,
+            blocked_play_until: 9,
+        }
+    }
+
+    fn json(record: &impl Serialize) -> String {
+        serde_json::to_string(record).unwrap()
+    }
+
+    #[test]
+    fn a_token_record_names_the_hash_and_an_old_clear_id_is_hashed() {
+        let kept = KeptToken {
+            hash: TokenHash::of("the-id"),
+            stream_id: "s1".into(),
+            kind: Action::Play,
+            expire_date: 50,
+            room_id: Some("r1".into()),
+        };
+        let written = json(&TokenRecord::of(&kept));
+        assert!(written.contains(&format!(r#""token_sha256":"{}""#, kept.hash.text())), "{written}");
+        assert!(!written.contains("the-id") && !written.contains("token_id"), "{written}");
+        let mut rewrite = Rewrite::default();
+        let read: TokenRecord = serde_json::from_str(&written).unwrap();
+        assert_eq!(read.token(&mut rewrite), Ok(kept.clone()));
+        assert!(!rewrite.needed());
+
+        let old = r#"{"token_id":"the-id","stream_id":"s1","kind":"play","expire_date":50,"room_id":"r1"}"#;
+        let read: TokenRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(read.token(&mut rewrite), Ok(kept));
+        assert_eq!(rewrite, Rewrite { token_ids: 1, totp_keys: 0 });
+        let nameless: TokenRecord =
+            serde_json::from_str(r#"{"stream_id":"s1","kind":"play","expire_date":50,"room_id":null}"#).unwrap();
+        assert!(nameless.token(&mut rewrite).is_err());
+    }
+
+    #[test]
+    fn a_subscriber_record_holds_its_key_sealed_for_its_own_name() {
+        let keys = keys();
+        let kept = KeptSubscriber::sealed(subscriber("s1"), &keys).unwrap();
+        let written = json(&SubscriberRecord::of(&kept));
+        assert!(written.contains(r#""key_sealed":"sealed:v1:"#) && !written.contains("secret_base64"), "{written}");
+        assert!(!written.contains(&STANDARD.encode(b"the-totp-key")), "{written}");
+        let mut rewrite = Rewrite::default();
+        let read: SubscriberRecord = serde_json::from_str(&written).unwrap();
+        assert_eq!(read.subscriber(&keys, &mut rewrite), Ok(kept.clone()));
+        assert!(!rewrite.needed());
+
+        let moved = written.replace(r#""stream_id":"s1""#, r#""stream_id":"s2""#);
+        let read: SubscriberRecord = serde_json::from_str(&moved).unwrap();
+        let other = read.subscriber(&keys, &mut rewrite).unwrap();
+        assert!(other.unopenable().is_some_and(|why| why.contains("does not open")), "{other:?}");
+        assert_eq!(SubscriberRecord::of(&other).key_sealed, SubscriberRecord::of(&kept).key_sealed, "kept as it was");
+    }
+
+    #[test]
+    fn an_old_clear_key_is_sealed_or_kept_as_it_was_without_a_data_key() {
+        let old = format!(
+            r#"{{"subscriber_id":"cam1","stream_id":"s1","secret_base64":"{}","kind":"publish","period":30,
+            "blocked_publish_until":0,"blocked_play_until":9}}"#,
+            STANDARD.encode(b"the-totp-key")
+        );
+        let mut rewrite = Rewrite::default();
+        let read: SubscriberRecord = serde_json::from_str(&old).unwrap();
+        let kept = read.subscriber(&keys(), &mut rewrite).unwrap();
+        assert_eq!(kept.subscriber, subscriber("s1"));
+        assert!(matches!(kept.text, KeyText::Sealed(_)));
+        assert_eq!(rewrite, Rewrite { token_ids: 0, totp_keys: 1 });
+
+        let dir = tempfile::tempdir().unwrap();
+        let no_key = Keys::new(Arc::new(Keyring::load(&KeyFile, &RealFs, dir.path(), Mint::Never)), "LiveApp");
+        let mut rewrite = Rewrite::default();
+        let read: SubscriberRecord = serde_json::from_str(&old).unwrap();
+        let kept = read.subscriber(&no_key, &mut rewrite).unwrap();
+        let SubscriberKey::Open(key) = &kept.subscriber.secret else { panic!("a clear key opens") };
+        assert!(ct_eq(key.expose(), b"the-totp-key"));
+        assert!(matches!(kept.text, KeyText::Clear(_)), "not lost while it cannot be sealed");
+        assert!(!rewrite.needed());
+        let keyless: SubscriberRecord = serde_json::from_str(
+            r#"{"subscriber_id":"cam1","stream_id":"s1","kind":"play","period":null,"blocked_publish_until":0,"blocked_play_until":0}"#,
+        )
+        .unwrap();
+        assert!(keyless.subscriber(&keys(), &mut rewrite).is_err());
+    }
+}
