@@ -181,13 +181,15 @@ impl Datastore {
             log::error!("{place}: the {key} does not open, its TOTP refuses: {why}");
         }
         if rewrite.needed() {
-            store.compact().await?;
-            log::info!(
-                "{}: {} token id(s) hashed and {} TOTP key(s) sealed afresh (kept in clear or under an older data key); the datastore was written again",
-                names.snapshot,
-                rewrite.token_ids,
-                rewrite.totp_keys
+            let what = format!(
+                "{} token id(s) hashed and {} TOTP key(s) sealed afresh (kept in clear or under an older data key)",
+                rewrite.token_ids, rewrite.totp_keys
             );
+            match store.compact().await {
+                Ok(()) => log::info!("{}: {what}; the datastore was written again", names.snapshot),
+                // The store works from memory; the old values stay on disk until a compaction succeeds.
+                Err(e) => log::warn!("{}: {what}, but the datastore could not be written again: {e}", names.snapshot),
+            }
         }
         Ok(store)
     }
