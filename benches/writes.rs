@@ -4,7 +4,9 @@
 //! fdatasync), on the disk under `target/`: `cargo bench --bench writes`.
 
 use rampart::cli::{Defaults, defaults_text};
-use rampart::secrets::Secret;
+use rampart::secrets::file::KeyFile;
+use rampart::secrets::keyring::Mint;
+use rampart::secrets::{Keyring, Secret};
 use rampart::security::Action;
 use rampart::security::store::OneTimeToken;
 use rampart::storage::Storage;
@@ -48,7 +50,8 @@ fn since(before: Counts, after: Counts) -> Counts {
 async fn store_with(dir: &Path, tokens: usize) -> (Arc<Datastore>, Arc<CountingFs<RealFs>>) {
     let fs = Arc::new(CountingFs::new(RealFs));
     let storage = Storage::start(fs.clone()).expect("storage worker");
-    let store = Datastore::open(&storage, dir, "LiveApp", 0).await.expect("store");
+    let keyring = Keyring::load(&KeyFile, &RealFs, dir, Mint::IfNoneOpens);
+    let store = Datastore::open(&storage, dir, "LiveApp", 0, Arc::new(keyring)).await.expect("store");
     for i in 0..tokens {
         store.add_token(token(i), 0).await.expect("token");
     }

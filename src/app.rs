@@ -206,7 +206,7 @@ pub async fn start(
     let now = clock.unix_secs();
     let mut stores = HashMap::new();
     for name in settings.apps.keys() {
-        let store = Datastore::open(&storage, &server.data_dir, name, now)
+        let store = Datastore::open(&storage, &server.data_dir, name, now, keyring.clone())
             .await
             .map_err(|source| AppError::Store { app: name.clone(), source })?;
         stores.insert(name.clone(), Arc::new(store));

@@ -85,6 +85,29 @@ fn a_one_time_token_from_the_api_publishes_once_and_its_deletion_ends_the_sessio
 }
 
 #[test]
+fn the_token_list_shows_the_hash_of_each_id_never_the_id() {
+    use base64::Engine as _;
+    let daemon = InProcess::start("", "playTokenControlEnabled=true\n");
+    let api = Rest::new(daemon.addr("HTTP"));
+    let expire = now() + 600;
+    let made = api.get(&format!("{API}/broadcasts/s1/token?expireDate={expire}&type=play&roomId=r1")).json();
+    let token_id = made["tokenId"].as_str().unwrap().to_string();
+    api.get(&format!("{API}/broadcasts/other/token?expireDate={expire}&type=play"));
+
+    let list = api.get(&format!("{API}/broadcasts/s1/tokens/list/0/10"));
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(!list.body.contains(&token_id), "the id is not kept: {}", list.body);
+    let digest = ring::digest::digest(&ring::digest::SHA256, token_id.as_bytes());
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    let expected = serde_json::json!([{
+        "tokenId": null, "tokenSha256": hash, "streamId": "s1", "expireDate": expire, "type": "play", "roomId": "r1"
+    }]);
+    assert_eq!(list.json(), expected);
+    assert_eq!(api.get(&format!("{API}/broadcasts/s1/tokens/list/1/10")).json(), Value::Array(vec![]));
+    assert_eq!(api.get(&format!("{API}/broadcasts/s1/tokens/list/0/x")).status, 400);
+}
+
+#[test]
 fn a_stream_jwt_from_the_api_is_accepted_by_the_pipeline() {
     let key = "stream-jwt-key-of-at-least-32-characters!";
     let daemon = InProcess::start("", &format!("playJwtControlEnabled=true\njwtStreamSecretKey={key}\n"));

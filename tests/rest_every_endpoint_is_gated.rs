@@ -18,6 +18,7 @@ const APP_CALLS: &[(&str, &str)] = &[
     ("GET", "broadcasts/s1/jwt-token?expireDate=4000000000&type=play"),
     ("GET", "broadcasts/s1/hash-token?expireDate=4000000000&type=play"),
     ("DELETE", "broadcasts/s1/tokens"),
+    ("GET", "broadcasts/s1/tokens/list/0/10"),
     ("POST", "broadcasts/s1/subscribers"),
     ("GET", "broadcasts/s1/subscribers/list/0/10"),
     ("DELETE", "broadcasts/s1/subscribers/tv1"),

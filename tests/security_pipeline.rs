@@ -8,7 +8,7 @@ use common::block_on;
 use common::security::{Fixture, STREAM_KEY, T0, jwt, stream_jwt};
 use rampart::secrets::Secret;
 use rampart::security::Action::{Play, Publish};
-use rampart::security::store::{Subscriber, SubscriberKind};
+use rampart::security::store::{Subscriber, SubscriberKey, SubscriberKind};
 use rampart::security::{Decision, Reason};
 use rampart::store::Broadcast;
 use std::time::Duration;
@@ -199,7 +199,7 @@ fn totp_for_registered_subscribers() {
     let subscriber = |id: &str, kind, blocked_play_until| Subscriber {
         subscriber_id: id.into(),
         stream_id: "s1".into(),
-        secret: Secret::new(key.clone()),
+        secret: SubscriberKey::Open(Secret::new(key.clone())),
         kind,
         period: Some(30),
         blocked_publish_until: 0,

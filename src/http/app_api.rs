@@ -8,9 +8,9 @@ use super::server::{Call, Http, audit};
 use crate::media::LiveStatus;
 use crate::secrets::{Secret, random_token};
 use crate::security::hash_token::HashTokens;
-use crate::security::store::{OneTimeToken, Subscriber, SubscriberKind};
+use crate::security::store::{OneTimeToken, Subscriber, SubscriberKey, SubscriberKind};
 use crate::security::{Action, totp};
-use crate::store::{Broadcast, Datastore, StoreError};
+use crate::store::{Broadcast, Datastore, KeptToken, StoreError};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,6 +36,7 @@ pub async fn handle(call: &Call, app: &str, rest: &[&str], http: &Http) -> Reply
         ("GET", ["broadcasts", id, "jwt-token"]) => api.jwt_token(id),
         ("GET", ["broadcasts", id, "hash-token"]) => api.hash_token(id),
         ("DELETE", ["broadcasts", id, "tokens"]) => api.delete_tokens(id).await,
+        ("GET", ["broadcasts", id, "tokens", "list", offset, size]) => api.list_tokens(id, offset, size),
         ("POST", ["broadcasts", id, "subscribers"]) => api.add_subscriber(id).await,
         ("GET", ["broadcasts", id, "subscribers", "list", offset, size]) => api.list_subscribers(id, offset, size),
         ("DELETE", ["broadcasts", id, "subscribers", sid]) => api.delete_subscriber(id, sid).await,
@@ -212,6 +213,14 @@ impl AppApi<'_> {
         Ok(json(StatusCode::OK, &token_json(&hash, &stream_id, &expiry, kind, None)))
     }
 
+    /// The stream's unused one-time tokens, in AMS's shape but without their ids, which are
+    /// not kept: `tokenId` is null and `tokenSha256` the base64url SHA-256 of the id.
+    fn list_tokens(&self, id: &str, offset: &str, size: &str) -> Answer {
+        let (offset, size) = page(offset, size)?;
+        let list: Vec<Value> = self.store.tokens(id, offset, size).iter().map(kept_token_json).collect();
+        Ok(json(StatusCode::OK, &list))
+    }
+
     async fn delete_tokens(&self, id: &str) -> Answer {
         let deleted = self.store.delete_tokens(id).await.map_err(store_failure)?;
         let ended = self.http.state.sessions.revoke_one_time_tokens(self.app, id);
@@ -230,7 +239,7 @@ impl AppApi<'_> {
         let subscriber = Subscriber {
             subscriber_id: subscriber_id.clone(),
             stream_id,
-            secret: Secret::new(secret),
+            secret: SubscriberKey::Open(Secret::new(secret)),
             kind,
             period: None,
             blocked_publish_until: 0,
@@ -261,7 +270,15 @@ impl AppApi<'_> {
         let settings = &self.call.settings;
         let Some(app) = settings.apps.get(self.app) else { return Err(not_found()) };
         let code = match crate::security::store::SecurityStore::subscriber(self.store, id, sid) {
-            Some(s) => totp::code_at(s.secret.expose(), now, u64::from(s.period.unwrap_or(app.time_token_period))),
+            Some(s) => match &s.secret {
+                SubscriberKey::Open(key) => {
+                    totp::code_at(key.expose(), now, u64::from(s.period.unwrap_or(app.time_token_period)))
+                }
+                SubscriberKey::Unopenable(why) => {
+                    let why = format!("the TOTP key of subscriber {sid:?} does not open ({why}): register it again");
+                    return Err(failure(StatusCode::SERVICE_UNAVAILABLE, why));
+                }
+            },
             None => {
                 let action = self.action_param()?;
                 let secret = match action {
@@ -345,6 +362,18 @@ fn token_json(token_id: &str, stream_id: &str, expiry: &Expiry, kind: Action, ro
     answer
 }
 
+/// A kept token as the token list shows it: the hash of its id in place of the id.
+fn kept_token_json(t: &KeptToken) -> Value {
+    json!({
+        "tokenId": Value::Null,
+        "tokenSha256": t.hash.text(),
+        "streamId": t.stream_id,
+        "expireDate": t.expire_date,
+        "type": t.kind.as_str(),
+        "roomId": t.room_id,
+    })
+}
+
 /// A subscriber as the API shows it: never its key.
 fn subscriber_json(s: &Subscriber) -> Value {
     json!({
@@ -387,6 +416,7 @@ fn store_failure(e: StoreError) -> Reply {
         StoreError::Full(..) => StatusCode::INSUFFICIENT_STORAGE,
         StoreError::Refused(_) => StatusCode::FORBIDDEN,
         StoreError::Io(_) | StoreError::Corrupt(..) => StatusCode::INTERNAL_SERVER_ERROR,
+        StoreError::Unsealable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     failure(status, e)
 }

@@ -205,6 +205,11 @@ pub enum Reason {
     /// The subscriber is blocked.
     #[error("TOTP subscriber blocked")]
     SubscriberBlocked,
+    /// The subscriber's TOTP key is kept sealed but does not open on this box (another TPM, an
+    /// altered value): refused, never taken for a subscriber without a key. Registering the
+    /// subscriber again seals a new key.
+    #[error("TOTP subscriber's key does not open: {0}")]
+    SubscriberKeyUnopenable(String),
     /// No JWT given.
     #[error("JWT missing")]
     JwtMissing,

@@ -7,7 +7,7 @@ use super::audit::{Audit, AuditEvent};
 use super::hash_token::HashTokens;
 use super::jwt::Hs256;
 use super::lockout::Lockout;
-use super::store::SecurityStore;
+use super::store::{SecurityStore, SubscriberKey};
 use super::totp::{self, ReplayError, ReplayGuard};
 use super::totp_throttle::{self, TotpThrottle};
 use super::webhook::WebhookAnswer;
@@ -239,6 +239,11 @@ impl Pipeline {
             return Step::Decided(Verdict::Deny(self.refuse(&request, Reason::UnknownApp)));
         };
         match self.local_checks(policy, &request) {
+            Err(reason @ Reason::SubscriberKeyUnopenable(_)) => {
+                // The box's fault, not the client's: counts for no lockout.
+                self.record(&request, Err(&reason));
+                Step::Decided(Verdict::Deny(reason))
+            }
             Err(reason) => Step::Decided(Verdict::Deny(self.refuse(&request, reason))),
             Ok((grant, totp)) => {
                 let allowed = Allowed { request, grant, totp, store: policy.store.clone() };
@@ -384,7 +389,11 @@ impl Pipeline {
                     if subscriber.blocked(r.action, now) {
                         return Err(Reason::SubscriberBlocked);
                     }
-                    (subscriber.secret.expose().clone(), subscriber.period.unwrap_or(app.time_token_period))
+                    let key = match subscriber.secret {
+                        SubscriberKey::Open(key) => key.expose().clone(),
+                        SubscriberKey::Unopenable(why) => return Err(Reason::SubscriberKeyUnopenable(why)),
+                    };
+                    (key, subscriber.period.unwrap_or(app.time_token_period))
                 }
                 None => {
                     let app_key = app_key.ok_or(Reason::SubscriberUnknown)?;

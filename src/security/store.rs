@@ -66,6 +66,15 @@ impl SubscriberKind {
     }
 }
 
+/// A subscriber's TOTP key, as the datastore could open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriberKey {
+    /// The key (decoded from base32).
+    Open(Secret<Vec<u8>>),
+    /// The key is kept sealed but does not open on this box: why (its TOTP refuses).
+    Unopenable(String),
+}
+
 /// A TOTP subscriber registered for one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {
@@ -73,8 +82,8 @@ pub struct Subscriber {
     pub subscriber_id: String,
     /// The stream the subscriber may use.
     pub stream_id: String,
-    /// The subscriber's TOTP key (decoded from base32).
-    pub secret: Secret<Vec<u8>>,
+    /// The subscriber's TOTP key.
+    pub secret: SubscriberKey,
     /// What the subscriber may do.
     pub kind: SubscriberKind,
     /// The subscriber's own TOTP step in seconds, if not the application's.
@@ -102,7 +111,7 @@ pub trait SecurityStore: Send + Sync {
     fn stream_registered(&self, stream_id: &str) -> bool;
     /// Whether `room_id` is registered (acceptOnlyRoomsInDataStore).
     fn room_registered(&self, room_id: &str) -> bool;
-    /// The one-time token `token_id`, if it exists and was not consumed.
+    /// The one-time token `token_id` (looked up by its hash), if it exists and was not consumed.
     fn one_time_token(&self, token_id: &str) -> Option<OneTimeToken>;
     /// Consumes `token_id`, durably: `Ok(true)` only for the one caller that consumed it, and
     /// only once a power cut can no longer bring it back; `Ok(false)` when it was used already;

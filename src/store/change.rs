@@ -2,7 +2,8 @@
 //! the records in memory; at load the journal's changes are applied to the snapshot in order.
 
 use super::Records;
-use super::snapshot::{BroadcastRecord, SubscriberRecord, TokenRecord};
+use super::keys::Keys;
+use super::snapshot::{BroadcastRecord, Rewrite, SubscriberRecord, TokenName, TokenRecord};
 use serde::{Deserialize, Serialize};
 
 /// A change of the records.
@@ -12,7 +13,10 @@ pub(super) enum Change {
     /// A one-time token was made.
     TokenAdded(TokenRecord),
     /// A one-time token admitted someone.
-    TokenConsumed { token_id: String },
+    TokenConsumed {
+        #[serde(flatten)]
+        token: TokenName,
+    },
     /// The unused tokens of a stream were deleted.
     TokensDeleted { stream_id: String },
     /// A broadcast was registered.
@@ -42,15 +46,16 @@ impl Change {
         serde_json::from_slice(record).map_err(|e| e.to_string())
     }
 
-    /// Applies the change; only a record whose kind names are unknown fails (a journal from
-    /// elsewhere). Bounds were checked when the change was made.
-    pub(super) fn apply(self, r: &mut Records) -> Result<(), String> {
+    /// Applies the change, opening a subscriber's key with `keys`; what was read in clear is
+    /// counted in `rewrite`. Only a record whose names are unknown or malformed fails (a journal
+    /// from elsewhere). Bounds were checked when the change was made.
+    pub(super) fn apply(self, r: &mut Records, keys: &Keys, rewrite: &mut Rewrite) -> Result<(), String> {
         match self {
             Change::TokenAdded(token) => {
-                let token = token.token()?;
-                r.tokens.insert(token.token_id.expose().clone(), token);
+                let token = token.token(rewrite)?;
+                r.tokens.insert(token.hash, token);
             }
-            Change::TokenConsumed { token_id } => drop(r.tokens.remove(&token_id)),
+            Change::TokenConsumed { token } => drop(r.tokens.remove(&token.hash(rewrite)?)),
             Change::TokensDeleted { stream_id } => r.tokens.retain(|_, t| t.stream_id != stream_id),
             Change::BroadcastAdded(broadcast) => {
                 let broadcast = broadcast.broadcast();
@@ -64,14 +69,14 @@ impl Change {
             Change::RoomAdded { room_id } => drop(r.rooms.insert(room_id)),
             Change::RoomDeleted { room_id } => drop(r.rooms.remove(&room_id)),
             Change::SubscriberPut(subscriber) => {
-                let subscriber = subscriber.subscriber()?;
-                r.subscribers.insert((subscriber.stream_id.clone(), subscriber.subscriber_id.clone()), subscriber);
+                let kept = subscriber.subscriber(keys, rewrite)?;
+                r.subscribers.insert(kept.key(), kept);
             }
             Change::SubscriberDeleted { stream_id, subscriber_id } => {
                 r.subscribers.remove(&(stream_id, subscriber_id));
             }
             Change::SubscriberBlocked { stream_id, subscriber_id, publish_until, play_until } => {
-                if let Some(s) = r.subscribers.get_mut(&(stream_id, subscriber_id)) {
+                if let Some(s) = r.subscribers.get_mut(&(stream_id, subscriber_id)).map(|k| &mut k.subscriber) {
                     s.blocked_publish_until = publish_until.unwrap_or(s.blocked_publish_until);
                     s.blocked_play_until = play_until.unwrap_or(s.blocked_play_until);
                 }

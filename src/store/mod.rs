@@ -2,7 +2,9 @@
 //! and TOTP subscribers, one store per application, kept on the data partition as a snapshot and
 //! a journal of changes since ([`crate::storage::journal`]) so that a consumed one-time token
 //! stays consumed across restarts and power cuts. The panel's admin account is kept beside them
-//! ([`admin`]).
+//! ([`admin`]). No secret is kept in clear: a one-time token only as the SHA-256 of its id
+//! ([`token`]), a subscriber's TOTP key sealed with the box's keyring ([`keys`]); what older
+//! versions wrote in clear is hashed or sealed, and the store written again, at open.
 //!
 //! Reads are in memory, under a short lock. A change is checked, made durable as one journal
 //! record on the storage worker, and only then applied: a change that cannot be made durable
@@ -11,14 +13,20 @@
 
 pub mod admin;
 mod change;
+mod keys;
 mod snapshot;
+mod token;
 
-use crate::secrets::ct_eq;
+pub use token::{KeptToken, TokenHash};
+
+use crate::secrets::{Keyring, Unopenable};
 use crate::security::Action;
 use crate::security::store::{Consuming, OneTimeToken, SecurityStore, Subscriber, SubscriberKind};
 use crate::storage::Storage;
 use crate::storage::journal::{Journal, JournalError, Names, Snapshot};
 use change::Change;
+use keys::{KeptSubscriber, Keys};
+use snapshot::Rewrite;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,6 +73,9 @@ pub enum StoreError {
     /// A store file exists but cannot be read back.
     #[error("{0} cannot be read: {1}")]
     Corrupt(String, String),
+    /// A subscriber's TOTP key cannot be sealed (no data key is open): it is not registered.
+    #[error("the TOTP key cannot be sealed, so the subscriber is not registered: {0}")]
+    Unsealable(String),
 }
 
 /// Most records of each kind a [`Datastore`] holds.
@@ -74,8 +85,8 @@ pub const STORE_LIMIT: usize = 10_000;
 struct Records {
     broadcasts: HashMap<String, Broadcast>,
     rooms: BTreeSet<String>,
-    tokens: HashMap<String, OneTimeToken>,
-    subscribers: HashMap<(String, String), Subscriber>,
+    tokens: HashMap<TokenHash, KeptToken>,
+    subscribers: HashMap<(String, String), KeptSubscriber>,
 }
 
 impl Records {
@@ -88,7 +99,7 @@ impl Records {
 struct State {
     records: Records,
     /// Tokens whose consume is being made durable: no other consumer may have them.
-    consuming: HashSet<String>,
+    consuming: HashSet<TokenHash>,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -101,24 +112,40 @@ type Decided<T> = Result<(Option<Change>, T), StoreError>;
 
 /// An application's datastore, with fixed bounds: in memory, or journaled on the data
 /// partition through the storage worker (every change is durable before it takes effect).
-#[derive(Default)]
 pub struct Datastore {
     state: Arc<Mutex<State>>,
     journal: Option<Journal>,
+    /// Seals and opens the subscribers' TOTP keys.
+    keys: Arc<Keys>,
     /// Changes other than consumes take turns: each is checked against the records it applies to.
     one_change: tokio::sync::Mutex<()>,
 }
 
 impl Datastore {
-    /// A datastore that forgets everything at exit (tests, benchmarks).
+    /// A datastore that forgets everything at exit (tests, benchmarks); its subscribers' keys
+    /// are sealed with a data key of its own, kept nowhere.
     pub fn in_memory() -> Self {
-        Datastore::default()
+        Datastore {
+            state: Arc::default(),
+            journal: None,
+            keys: Arc::new(Keys::in_memory()),
+            one_change: tokio::sync::Mutex::default(),
+        }
     }
 
     /// The datastore of `app` in `data_dir` (`store-<app>.json` and `store-<app>.journal`),
     /// loaded on the storage worker if it exists; a store written whole by earlier versions
-    /// loads as the snapshot. Tokens expired by `now` are dropped.
-    pub async fn open(storage: &Storage, data_dir: &Path, app: &str, now: u64) -> Result<Self, StoreError> {
+    /// loads as the snapshot. Tokens expired by `now` are dropped. Subscribers' keys are sealed
+    /// and opened with `keyring`; one that does not open is logged, and its subscriber's TOTP
+    /// refuses ([`Datastore::unopenable`]). What older versions kept in clear (token ids, TOTP
+    /// keys) is hashed or sealed, and the store written again at once so that none stays.
+    pub async fn open(
+        storage: &Storage,
+        data_dir: &Path,
+        app: &str,
+        now: u64,
+        keyring: Arc<Keyring>,
+    ) -> Result<Self, StoreError> {
         let names = Names { snapshot: format!("store-{app}.json"), journal: format!("store-{app}.journal") };
         let state = Arc::new(Mutex::new(State::default()));
         let seen = state.clone();
@@ -126,19 +153,22 @@ impl Datastore {
             let records = lock(&seen).records.clone();
             snapshot::encode(&records)
         });
-        let parses = move |body: &[u8]| snapshot::decode(body, now).is_ok();
+        let parses = snapshot::parses;
         let (journal, loaded) =
             Journal::open(storage, data_dir, names.clone(), parses, snapshot).await.map_err(|e| match e {
                 JournalError::Corrupt { name, why } => StoreError::Corrupt(name, why),
                 other => StoreError::Io(other.to_string()),
             })?;
+        let keys = Arc::new(Keys::new(keyring, app));
+        let mut rewrite = Rewrite::default();
         let mut records = match &loaded.snapshot {
-            Some(file) => snapshot::decode(file.body(), now).map_err(|e| StoreError::Corrupt(names.snapshot, e))?,
+            Some(file) => snapshot::decode(file.body(), now, &keys, &mut rewrite)
+                .map_err(|e| StoreError::Corrupt(names.snapshot.clone(), e))?,
             None => Records::default(),
         };
         for record in loaded.records {
             Change::decode(&record)
-                .and_then(|change| change.apply(&mut records))
+                .and_then(|change| change.apply(&mut records, &keys, &mut rewrite))
                 .map_err(|e| StoreError::Corrupt(names.journal.clone(), e))?;
         }
         records.prune_expired_tokens(now);
@@ -146,7 +176,22 @@ impl Datastore {
             log::warn!("{}: cut off {} bytes a power cut left half-written", names.journal, loaded.torn_bytes);
         }
         lock(&state).records = records;
-        Ok(Datastore { state, journal: Some(journal), one_change: tokio::sync::Mutex::default() })
+        let store = Datastore { state, journal: Some(journal), keys, one_change: tokio::sync::Mutex::default() };
+        for Unopenable { place, key, why } in store.unopenable() {
+            log::error!("{place}: the {key} does not open, its TOTP refuses: {why}");
+        }
+        if rewrite.needed() {
+            let what = format!(
+                "{} token id(s) hashed and {} TOTP key(s) sealed afresh (kept in clear or under an older data key)",
+                rewrite.token_ids, rewrite.totp_keys
+            );
+            match store.compact().await {
+                Ok(()) => log::info!("{}: {what}; the datastore was written again", names.snapshot),
+                // The store works from memory; the old values stay on disk until a compaction succeeds.
+                Err(e) => log::warn!("{}: {what}, but the datastore could not be written again: {e}", names.snapshot),
+            }
+        }
+        Ok(store)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -167,12 +212,12 @@ impl Datastore {
     /// Makes `change` durable, then applies it (at once for a store in memory).
     async fn commit(&self, change: Change) -> Result<(), StoreError> {
         let Some(journal) = &self.journal else {
-            return change.apply(&mut self.lock().records).map_err(StoreError::Io);
+            return change.apply(&mut self.lock().records, &self.keys, &mut Rewrite::default()).map_err(StoreError::Io);
         };
-        let state = self.state.clone();
+        let (state, keys) = (self.state.clone(), self.keys.clone());
         let record = change.encode();
         let apply = move || {
-            if let Err(e) = change.apply(&mut lock(&state).records) {
+            if let Err(e) = change.apply(&mut lock(&state).records, &keys, &mut Rewrite::default()) {
                 log::error!("a journaled change could not be applied: {e}");
             }
         };
@@ -250,15 +295,17 @@ impl Datastore {
         .await
     }
 
-    /// Adds a one-time token; expired tokens are pruned first to make room.
+    /// Adds a one-time token, kept as the hash of its id; expired tokens are pruned first to
+    /// make room.
     pub async fn add_token(&self, token: OneTimeToken, now: u64) -> Result<(), StoreError> {
+        let kept = KeptToken::of(&token);
         self.change(|r| {
             if r.tokens.len() >= STORE_LIMIT {
                 // Expired tokens are dropped at every load too: no record needed.
                 r.prune_expired_tokens(now);
             }
             bounded(r.tokens.len(), "one-time tokens")?;
-            Ok((Some(Change::TokenAdded(snapshot::TokenRecord::of(&token))), ()))
+            Ok((Some(Change::TokenAdded(snapshot::TokenRecord::of(&kept))), ()))
         })
         .await
     }
@@ -268,20 +315,33 @@ impl Datastore {
         let consuming = self.lock().consuming.clone();
         self.change(|r| {
             let unused = r.tokens.values().filter(|t| t.stream_id == stream_id);
-            let deleted = unused.filter(|t| !consuming.contains(t.token_id.expose())).count();
+            let deleted = unused.filter(|t| !consuming.contains(&t.hash)).count();
             Ok(((deleted > 0).then(|| Change::TokensDeleted { stream_id: stream_id.into() }), deleted))
         })
         .await
     }
 
-    /// Registers or replaces a subscriber.
+    /// A page of the unused tokens of `stream_id` (their hashes, never their ids), soonest
+    /// expiring first.
+    pub fn tokens(&self, stream_id: &str, offset: usize, size: usize) -> Vec<KeptToken> {
+        let state = self.lock();
+        let mut of_stream: Vec<&KeptToken> =
+            state.records.tokens.values().filter(|t| t.stream_id == stream_id).collect();
+        of_stream.sort_by_key(|t| (t.expire_date, t.hash));
+        of_stream.into_iter().skip(offset).take(size).cloned().collect()
+    }
+
+    /// Registers or replaces a subscriber, its key sealed afresh (so that a subscriber whose key
+    /// did not open works again); refused when the key cannot be sealed.
     pub async fn put_subscriber(&self, subscriber: Subscriber) -> Result<(), StoreError> {
+        let kept = KeptSubscriber::sealed(subscriber, &self.keys).map_err(StoreError::Unsealable)?;
+        let subscriber = &kept.subscriber;
         self.change(|r| {
             let key = (subscriber.stream_id.clone(), subscriber.subscriber_id.clone());
             if !r.subscribers.contains_key(&key) {
                 bounded(r.subscribers.len(), "subscribers")?;
             }
-            Ok((Some(Change::SubscriberPut(snapshot::SubscriberRecord::of(&subscriber))), ()))
+            Ok((Some(Change::SubscriberPut(snapshot::SubscriberRecord::of(&kept))), ()))
         })
         .await
     }
@@ -290,7 +350,7 @@ impl Datastore {
     pub fn subscribers(&self, stream_id: &str, offset: usize, size: usize) -> Vec<Subscriber> {
         let state = self.lock();
         let mut of_stream: Vec<&Subscriber> =
-            state.records.subscribers.values().filter(|s| s.stream_id == stream_id).collect();
+            state.records.subscribers.values().map(|k| &k.subscriber).filter(|s| s.stream_id == stream_id).collect();
         of_stream.sort_by(|a, b| a.subscriber_id.cmp(&b.subscriber_id));
         of_stream.into_iter().skip(offset).take(size).cloned().collect()
     }
@@ -326,22 +386,44 @@ impl Datastore {
         .await
     }
 
+    /// The subscribers' keys that do not open (another TPM, an altered value), and why: their
+    /// TOTP refuses until they are registered again.
+    pub fn unopenable(&self) -> Vec<Unopenable> {
+        let state = self.lock();
+        let mut found: Vec<Unopenable> = state
+            .records
+            .subscribers
+            .values()
+            .filter_map(|kept| {
+                let s = &kept.subscriber;
+                Some(Unopenable {
+                    place: format!("the datastore of {}", self.keys.app()),
+                    key: format!("TOTP key of subscriber {} of stream {}", s.subscriber_id, s.stream_id),
+                    why: kept.unopenable()?.to_string(),
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        found
+    }
+
     /// Consumes `token_id` once that is durable; true only for the one caller that consumed it.
     /// Consumes do not take turns: those close together share one fdatasync. The token is
     /// marked as being consumed first, so that a concurrent consumer loses; if the consume
     /// cannot be made durable the mark goes, the token stays usable, and the answer is false.
     pub fn consume_one_time_token_durably(&self, token_id: &str) -> Consuming<'_> {
-        let token_id = token_id.to_string();
+        let hash = TokenHash::of(token_id);
         Box::pin(async move {
             {
                 let mut state = self.lock();
-                if !state.records.tokens.contains_key(&token_id) || !state.consuming.insert(token_id.clone()) {
+                if !state.records.tokens.contains_key(&hash) || !state.consuming.insert(hash) {
                     return Ok(false);
                 }
             }
             // Dropped when done, failed or abandoned: a consumed token is gone from the records.
-            let _mark = ConsumeMark { state: &self.state, token_id: token_id.clone() };
-            self.commit(Change::TokenConsumed { token_id }).await.map(|()| true).map_err(|e| {
+            let _mark = ConsumeMark { state: &self.state, hash };
+            let change = Change::TokenConsumed { token: snapshot::TokenName::of(&hash) };
+            self.commit(change).await.map(|()| true).map_err(|e| {
                 // A token that might work again after a power cut must not admit anyone now.
                 log::error!("one-time token not consumed, the datastore cannot be written: {e}");
                 e.to_string()
@@ -353,12 +435,12 @@ impl Datastore {
 /// A token being consumed; the mark goes when this is dropped.
 struct ConsumeMark<'a> {
     state: &'a Mutex<State>,
-    token_id: String,
+    hash: TokenHash,
 }
 
 impl Drop for ConsumeMark<'_> {
     fn drop(&mut self) {
-        lock(self.state).consuming.remove(&self.token_id);
+        lock(self.state).consuming.remove(&self.hash);
     }
 }
 
@@ -376,12 +458,14 @@ impl SecurityStore for Datastore {
     }
 
     fn one_time_token(&self, token_id: &str) -> Option<OneTimeToken> {
+        // Looked up by its hash: what the lookup's timing could tell is of the hash, which
+        // an attacker cannot steer towards an id.
+        let hash = TokenHash::of(token_id);
         let state = self.lock();
-        if state.consuming.contains(token_id) {
+        if state.consuming.contains(&hash) {
             return None;
         }
-        let token = state.records.tokens.get(token_id)?;
-        ct_eq(token.token_id.expose().as_bytes(), token_id.as_bytes()).then(|| token.clone())
+        state.records.tokens.get(&hash).map(|token| token.presented(token_id))
     }
 
     fn consume_one_time_token(&self, token_id: &str) -> Consuming<'_> {
@@ -389,7 +473,8 @@ impl SecurityStore for Datastore {
     }
 
     fn subscriber(&self, stream_id: &str, subscriber_id: &str) -> Option<Subscriber> {
-        self.lock().records.subscribers.get(&(stream_id.to_string(), subscriber_id.to_string())).cloned()
+        let state = self.lock();
+        state.records.subscribers.get(&(stream_id.to_string(), subscriber_id.to_string())).map(|k| k.subscriber.clone())
     }
 }
 
@@ -397,12 +482,27 @@ impl SecurityStore for Datastore {
 mod tests {
     use super::*;
     use crate::secrets::Secret;
+    use crate::secrets::file::KeyFile;
+    use crate::secrets::keyring::Mint;
+    use crate::security::store::SubscriberKey;
     use crate::storage::fs::{CountingFs, RealFs};
     use crate::storage::sim::{Ignore, SimFs, Tail};
     use crate::storage::writer::AtomicWriter;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
 
     fn storage() -> Storage {
         Storage::start(Arc::new(RealFs)).unwrap()
+    }
+
+    /// The keyring of `dir` (a key file), the same at every open.
+    fn keyring_of(dir: &Path) -> Arc<Keyring> {
+        Arc::new(Keyring::load(&KeyFile, &RealFs, dir, Mint::IfNoneOpens))
+    }
+
+    /// The store of `app` in `dir`, with the keyring of `dir`.
+    async fn open_in(dir: &Path, app: &str, now: u64) -> Result<Datastore, StoreError> {
+        Datastore::open(&storage(), dir, app, now, keyring_of(dir)).await
     }
 
     fn token(id: &str, expire_date: u64) -> OneTimeToken {
@@ -439,13 +539,13 @@ mod tests {
     #[tokio::test]
     async fn a_persistent_store_keeps_everything_across_opens() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        let store = open_in(dir.path(), "LiveApp", 0).await.unwrap();
         store.add_broadcast(Broadcast::new("cam", 1_000)).await.unwrap();
         store.add_room("room1").await.unwrap();
         store.add_token(token("kept", 100), 0).await.unwrap();
         store.add_token(token("used", 100), 0).await.unwrap();
         store.add_token(token("stale", 20), 0).await.unwrap();
-        let secret = Secret::new(b"subscriber-key".to_vec());
+        let secret = SubscriberKey::Open(Secret::new(b"subscriber-key".to_vec()));
         let subscriber = Subscriber {
             subscriber_id: "cam1".into(),
             stream_id: "cam".into(),
@@ -459,7 +559,7 @@ mod tests {
         assert!(store.consume_one_time_token_durably("used").await.unwrap_or(false));
         drop(store);
 
-        let reopened = Datastore::open(&storage(), dir.path(), "LiveApp", 30).await.unwrap();
+        let reopened = open_in(dir.path(), "LiveApp", 30).await.unwrap();
         assert!(reopened.stream_registered("cam") && reopened.room_registered("room1"));
         assert_eq!(reopened.broadcast("cam"), Some(Broadcast::new("cam", 1_000)));
         assert!(reopened.one_time_token("kept").is_some());
@@ -467,7 +567,7 @@ mod tests {
         assert!(reopened.one_time_token("stale").is_none(), "expired tokens are pruned");
         assert_eq!(reopened.subscriber("cam", "cam1"), Some(subscriber));
         assert!(
-            Datastore::open(&storage(), dir.path(), "OtherApp", 0).await.unwrap().one_time_token("kept").is_none(),
+            open_in(dir.path(), "OtherApp", 0).await.unwrap().one_time_token("kept").is_none(),
             "one store per app"
         );
     }
@@ -475,7 +575,7 @@ mod tests {
     #[tokio::test]
     async fn a_change_that_cannot_be_kept_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        let store = open_in(dir.path(), "LiveApp", 0).await.unwrap();
         store.add_token(token("t1", 100), 0).await.unwrap();
         let data = dir.path().to_path_buf();
         std::fs::remove_dir_all(&data).unwrap();
@@ -492,7 +592,7 @@ mod tests {
     async fn a_corrupt_store_file_stops_the_open_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("store-LiveApp.json"), "{not json").unwrap();
-        let err = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.err().unwrap();
+        let err = open_in(dir.path(), "LiveApp", 0).await.err().unwrap();
         assert!(err.to_string().starts_with("store-LiveApp.json cannot be read"), "{err}");
     }
 
@@ -543,7 +643,7 @@ mod tests {
         let subscriber = Subscriber {
             subscriber_id: "cam1".into(),
             stream_id: "s1".into(),
-            secret: Secret::new(vec![1; 20]),
+            secret: SubscriberKey::Open(Secret::new(vec![1; 20])),
             kind: SubscriberKind::PublishPlay,
             period: None,
             blocked_publish_until: 0,
@@ -562,7 +662,7 @@ mod tests {
     #[tokio::test]
     async fn of_concurrent_consumers_of_one_token_one_wins() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        let store = open_in(dir.path(), "LiveApp", 0).await.unwrap();
         store.add_token(token("t1", 100), 0).await.unwrap();
         let both = tokio::join!(store.consume_one_time_token_durably("t1"), store.consume_one_time_token_durably("t1"));
         assert!(matches!(both, (Ok(true), Ok(false)) | (Ok(false), Ok(true))), "exactly one admitted: {both:?}");
@@ -572,7 +672,7 @@ mod tests {
     /// A journaled store on a simulated disk, its storage worker and the disk.
     async fn on_sim(fs: Arc<SimFs>) -> Result<Datastore, StoreError> {
         let storage = Storage::start(fs).unwrap();
-        Datastore::open(&storage, Path::new("/data"), "LiveApp", 0).await
+        Datastore::open(&storage, Path::new("/data"), "LiveApp", 0, Arc::new(Keyring::ephemeral())).await
     }
 
     #[tokio::test]
@@ -608,7 +708,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let counting = Arc::new(CountingFs::new(RealFs));
         let storage = Storage::start(counting.clone()).unwrap();
-        let store = Arc::new(Datastore::open(&storage, dir.path(), "LiveApp", 0).await.unwrap());
+        let store =
+            Arc::new(Datastore::open(&storage, dir.path(), "LiveApp", 0, keyring_of(dir.path())).await.unwrap());
         for i in 0..BURST {
             store.add_token(token(&format!("t{i}"), 100), 0).await.unwrap();
         }
@@ -632,29 +733,135 @@ mod tests {
         assert_eq!(counting.counts().syncs - before.syncs, 1, "{BURST} consumes, one fdatasync");
     }
 
+    /// Every file of `dir` (and below) that holds `needle`.
+    fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(files_holding(&path, needle));
+            } else if String::from_utf8_lossy(&std::fs::read(&path).unwrap()).contains(needle) {
+                found.push(path);
+            }
+        }
+        found
+    }
+
     #[tokio::test]
     async fn a_store_written_whole_by_earlier_versions_loads_and_journals_on() {
         let dir = tempfile::tempdir().unwrap();
         let old = r#"{"broadcasts":[{"stream_id":"cam","name":"cam","kind":"liveStream","created_ms":5}],
-            "rooms":["r1"],"tokens":[{"token_id":"t1","stream_id":"cam","kind":"play","expire_date":100,"room_id":null},
-            {"token_id":"t2","stream_id":"cam","kind":"publish","expire_date":100,"room_id":null}],"subscribers":[]}"#;
+            "rooms":["r1"],"tokens":[],"subscribers":[]}"#;
         AtomicWriter::new(dir.path()).write("store-LiveApp.json", old.as_bytes()).unwrap();
         AtomicWriter::new(dir.path()).write("store-LiveApp.json", old.as_bytes()).unwrap();
-        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        let store = open_in(dir.path(), "LiveApp", 0).await.unwrap();
         assert_eq!(store.broadcast("cam"), Some(Broadcast::new("cam", 5)));
-        assert!(store.room_registered("r1") && store.one_time_token("t2").is_some());
-        assert!(store.consume_one_time_token_durably("t1").await.unwrap_or(false));
+        store.add_token(token("new-token", 100), 0).await.unwrap();
         drop(store);
         let snapshot = std::fs::read(dir.path().join("store-LiveApp.json")).unwrap();
         assert!(snapshot.starts_with(b"# rampart-file v1 generation=2 "), "the old file is the snapshot, kept");
-        let reopened = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
-        assert!(reopened.one_time_token("t1").is_none() && reopened.one_time_token("t2").is_some());
+        let reopened = open_in(dir.path(), "LiveApp", 0).await.unwrap();
+        assert!(reopened.room_registered("r1") && reopened.one_time_token("new-token").is_some());
+    }
+
+    #[tokio::test]
+    async fn clear_token_ids_and_keys_of_earlier_versions_are_hashed_sealed_and_rewritten_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = b"an-old-clear-totp-key";
+        let old = format!(
+            r#"{{"broadcasts":[],"rooms":[],"tokens":[
+            {{"token_id":"old-token-one","stream_id":"cam","kind":"play","expire_date":100,"room_id":null}},
+            {{"token_id":"old-token-two","stream_id":"cam","kind":"publish","expire_date":100,"room_id":null}},
+            {{"token_id":"old-token-gone","stream_id":"cam","kind":"publish","expire_date":1,"room_id":null}}],
+            "subscribers":[{{"subscriber_id":"s1","stream_id":"cam","secret_base64":"{}","kind":"play",
+            "period":null,"blocked_publish_until":0,"blocked_play_until":0}}]}}"#,
+            STANDARD.encode(key)
+        );
+        AtomicWriter::new(dir.path()).write("store-LiveApp.json", old.as_bytes()).unwrap();
+        let consumed = Change::TokenConsumed { token: snapshot::TokenName::of(&TokenHash::of("unused")) };
+        let journal_record = String::from_utf8(consumed.encode()).unwrap();
+        assert!(!journal_record.contains("token_id"), "{journal_record}");
+        let legacy_consume = r#"{"change":"token_consumed","token_id":"old-token-two"}"#;
+        let journal = [&b"rampartJ"[..], &1u32.to_le_bytes(), &1u64.to_le_bytes()].concat();
+        let framed = crate::storage::journal::frame(legacy_consume.as_bytes()).unwrap();
+        std::fs::write(dir.path().join("store-LiveApp.journal"), [journal, framed].concat()).unwrap();
+
+        let store = open_in(dir.path(), "LiveApp", 2).await.unwrap();
+        assert!(store.one_time_token("old-token-one").is_some());
+        assert!(store.one_time_token("old-token-two").is_none(), "consumed in the old journal");
+        let s1 = store.subscriber("cam", "s1").unwrap();
+        assert_eq!(s1.secret, SubscriberKey::Open(Secret::new(key.to_vec())));
+        assert!(store.unopenable().is_empty());
+        let clear = STANDARD.encode(key);
+        for needle in ["old-token", "token_id", "secret_base64", clear.as_str(), "an-old-clear"] {
+            assert_eq!(files_holding(dir.path(), needle), Vec::<std::path::PathBuf>::new(), "{needle}");
+        }
+        drop(store);
+        let reopened = open_in(dir.path(), "LiveApp", 2).await.unwrap();
+        assert!(reopened.consume_one_time_token_durably("old-token-one").await.unwrap_or(false));
+        assert_eq!(reopened.subscriber("cam", "s1").unwrap().secret, s1.secret);
+    }
+
+    #[tokio::test]
+    async fn a_key_that_does_not_open_refuses_and_is_listed_until_registered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(dir.path(), "LiveApp", 0).await.unwrap();
+        let subscriber = |id: &str| Subscriber {
+            subscriber_id: id.into(),
+            stream_id: "cam".into(),
+            secret: SubscriberKey::Open(Secret::new(vec![7; 20])),
+            kind: SubscriberKind::Play,
+            period: None,
+            blocked_publish_until: 0,
+            blocked_play_until: 0,
+        };
+        store.put_subscriber(subscriber("s1")).await.unwrap();
+        store.put_subscriber(subscriber("s2")).await.unwrap();
+        store.compact().await.unwrap();
+        drop(store);
+        // s1's sealed key moved onto s2: sealed for another name, it does not open there.
+        let path = dir.path().join("store-LiveApp.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let sealed: Vec<&str> = text.match_indices("sealed:v1:").map(|(at, _)| &text[at..at + 60]).collect();
+        let swapped = text.replacen(sealed[1], sealed[0], 1);
+        std::fs::write(&path, swapped).unwrap();
+
+        let store = open_in(dir.path(), "LiveApp", 0).await.unwrap();
+        assert!(matches!(store.subscriber("cam", "s1").unwrap().secret, SubscriberKey::Open(_)));
+        let SubscriberKey::Unopenable(why) = store.subscriber("cam", "s2").unwrap().secret else { panic!("s2 opens") };
+        assert!(why.contains("does not open"), "{why}");
+        let listed = store.unopenable();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].place, "the datastore of LiveApp");
+        assert_eq!(listed[0].key, "TOTP key of subscriber s2 of stream cam");
+        store.put_subscriber(subscriber("s2")).await.unwrap();
+        assert!(store.unopenable().is_empty(), "registered again, sealed afresh");
+        assert!(matches!(store.subscriber("cam", "s2").unwrap().secret, SubscriberKey::Open(_)));
+    }
+
+    #[tokio::test]
+    async fn without_a_data_key_a_subscriber_is_not_registered() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = Arc::new(Keyring::load(&KeyFile, &RealFs, dir.path(), Mint::Never));
+        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0, keyring).await.unwrap();
+        let subscriber = Subscriber {
+            subscriber_id: "s1".into(),
+            stream_id: "cam".into(),
+            secret: SubscriberKey::Open(Secret::new(vec![7; 20])),
+            kind: SubscriberKind::Play,
+            period: None,
+            blocked_publish_until: 0,
+            blocked_play_until: 0,
+        };
+        let refused = store.put_subscriber(subscriber).await;
+        assert!(matches!(&refused, Err(StoreError::Unsealable(why)) if why.contains("no data key")), "{refused:?}");
+        assert!(store.subscriber("cam", "s1").is_none());
     }
 
     #[tokio::test]
     async fn the_journal_compacts_past_its_bound_and_loads_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        let store = open_in(dir.path(), "LiveApp", 0).await.unwrap();
         for i in 0..1_000 {
             store.add_token(token(&format!("token-{i:04}"), 100), 0).await.unwrap();
         }
@@ -665,7 +872,7 @@ mod tests {
         drop(store);
         let journal = std::fs::metadata(dir.path().join("store-LiveApp.journal")).unwrap().len();
         assert!(journal <= crate::storage::journal::COMPACT_AFTER_BYTES + 200, "compacted: {journal} bytes");
-        let reopened = Datastore::open(&storage(), dir.path(), "LiveApp", 0).await.unwrap();
+        let reopened = open_in(dir.path(), "LiveApp", 0).await.unwrap();
         assert!(reopened.one_time_token("token-0499").is_none() && reopened.one_time_token("token-0500").is_some());
         assert_eq!(reopened.lock().records.tokens.len(), 500);
         assert!(reopened.stream_registered("cam"));

@@ -169,6 +169,7 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 pub mod daemon;
 pub mod http_server;
 pub mod jwk;
+pub mod leaks;
 pub mod peer;
 pub mod rest;
 pub mod security;
