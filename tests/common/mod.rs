@@ -172,3 +172,4 @@ pub mod jwk;
 pub mod peer;
 pub mod rest;
 pub mod security;
+pub mod swtpm;
