@@ -41,7 +41,7 @@ impl From<TpmError> for KeyError {
             TpmError::Malformed(_) | TpmError::TooLong(_) => KeyError::Corrupt(text),
             TpmError::Refused { command, rc } => {
                 if rc.is(ResponseCode::INTEGRITY) && *command == "Load" {
-                    KeyError::Refused(format!("the sealed data key was made by another TPM ({text})"))
+                    KeyError::Refused(format!("the sealed data key was made by another TPM, or altered ({text})"))
                 } else if rc.is_policy_failure() {
                     KeyError::Refused(format!("the PCR policy does not match the measured boot ({text})"))
                 } else if rc.is_refusal() {
