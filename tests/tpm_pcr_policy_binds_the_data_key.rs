@@ -10,6 +10,9 @@ use rampart::secrets::tpm::{PcrSelection, Tpm, TpmDevice};
 use rampart::secrets::{Keyring, SecretStore};
 use rampart::storage::fs::RealFs;
 
+/// tpm2_policypcr -l sha256:7 on a TPM just started (PCR 7 all zeros).
+const PCR7_POLICY: &str = "8b5682d81b29435d08d79278150611dc7e5923b2fefcce684a09577b40130a8b";
+
 fn store(swtpm: &Swtpm) -> Tpm {
     Tpm::new(TpmDevice::parse(&swtpm.device()).unwrap(), PcrSelection::parse("sha256:7").unwrap())
 }
@@ -22,6 +25,11 @@ fn an_extended_pcr_refuses_the_data_key() {
     assert!(keyring.status().ready, "{:?}", keyring.status());
     assert!(keyring.status().store.contains("bound to PCRs sha256:7"), "{:?}", keyring.status());
     let sealed = keyring.seal("tokenHashSecret", b"hunter2").unwrap();
+    // The sealed object's authPolicy is PolicyPCR(sha256:7) at its power-on value, the digest
+    // tpm2_policypcr computes for it.
+    let file = std::fs::read(data.path().join("secrets/datakey.1")).unwrap();
+    let policy: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&PCR7_POLICY[2 * i..2 * i + 2], 16).unwrap()).collect();
+    assert!(file.windows(32).any(|w| w == policy), "the PolicyPCR digest is not in the sealed object");
     let opens = Keyring::load(&store(&swtpm), &RealFs, data.path(), Mint::Never);
     assert_eq!(opens.open("tokenHashSecret", &sealed).unwrap().clear.as_slice(), b"hunter2");
 

@@ -124,25 +124,37 @@ impl SecretStore for Tpm {
     }
 
     fn seal(&self, key: &DataKey) -> Result<Vec<u8>, KeyError> {
-        let client = Client::new(transport::open(&self.device)?);
-        let primary = client.primary()?;
-        let policy = match &self.pcrs {
-            Some(pcrs) => Some(client.policy_digest(pcrs)?),
-            None => None,
-        };
-        let sealed = client.create(&primary, key.bytes(), policy.as_deref())?;
-        Ok(blob::encode(self.pcrs.as_ref(), &sealed)?)
+        seal_on(&Client::new(transport::open(&self.device)?), key, self.pcrs.as_ref())
     }
 
     fn unseal(&self, blob: &[u8]) -> Result<DataKey, KeyError> {
         let (pcrs, sealed) = blob::decode(blob)?;
-        let client = Client::new(transport::open(&self.device)?);
-        let primary = client.primary()?;
-        let item = client.load(&primary, &sealed)?;
-        let data = client.unseal(&item, pcrs.as_ref())?;
-        DataKey::from_bytes(&data).map_err(|e| KeyError::Corrupt(format!("the TPM unsealed no data key: {e}")))
+        unseal_on(&Client::new(transport::open(&self.device)?), &sealed, pcrs.as_ref())
     }
 }
+
+/// `key` sealed by the TPM behind `client`, bound to `pcrs` when given: the blob to keep.
+fn seal_on(client: &Client, key: &DataKey, pcrs: Option<&PcrSelection>) -> Result<Vec<u8>, KeyError> {
+    let primary = client.primary()?;
+    let policy = match pcrs {
+        Some(pcrs) => Some(client.policy_digest(pcrs)?),
+        None => None,
+    };
+    let sealed = client.create(&primary, key.bytes(), policy.as_deref())?;
+    Ok(blob::encode(pcrs, &sealed)?)
+}
+
+/// The data key in `sealed`, unsealed by the TPM behind `client` (through a policy session of
+/// `pcrs` when it is bound to them).
+fn unseal_on(client: &Client, sealed: &client::Sealed, pcrs: Option<&PcrSelection>) -> Result<DataKey, KeyError> {
+    let primary = client.primary()?;
+    let item = client.load(&primary, sealed)?;
+    let data = client.unseal(&item, pcrs)?;
+    DataKey::from_bytes(&data).map_err(|e| KeyError::Corrupt(format!("the TPM unsealed no data key: {e}")))
+}
+
+#[cfg(test)]
+mod conformance;
 
 #[cfg(test)]
 mod tests {

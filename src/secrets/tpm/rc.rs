@@ -173,7 +173,8 @@ mod tests {
     fn codes_read_as_the_specification_names_them() {
         let cases = [
             (0x09F, "TPM_RC_INTEGRITY"),
-            (0x19F, "TPM_RC_INTEGRITY (parameter 1)"),
+            (0x1DF, "TPM_RC_INTEGRITY (parameter 1)"),
+            (0x19F, "TPM_RC_INTEGRITY (handle 1)"),
             (0x99D, "TPM_RC_POLICY_FAIL (session 1)"),
             (0x184, "TPM_RC_VALUE (handle 1)"),
             (0x2C4, "TPM_RC_VALUE (parameter 2)"),
@@ -187,7 +188,7 @@ mod tests {
         for (code, text) in cases {
             assert_eq!(ResponseCode(code).to_string(), text, "{code:#x}");
         }
-        assert!(ResponseCode(0x19F).is(ResponseCode::INTEGRITY));
+        assert!(ResponseCode(0x1DF).is(ResponseCode::INTEGRITY));
         assert!(ResponseCode(0x99D).is_policy_failure());
         assert!(ResponseCode(0x99D).is_refusal());
         assert!(!ResponseCode(0x99D).is_bad_parameter());
