@@ -49,12 +49,16 @@ impl Client {
         request: Request,
         parse: impl FnOnce(Response<'_>) -> Result<T, TpmError>,
     ) -> Result<T, TpmError> {
+        let bytes = self.exchange(&request)?;
+        parse(wire::response(request.name, &bytes, request.handles, request.sessions)?)
+    }
+
+    fn exchange(&self, request: &Request) -> Result<Zeroizing<Vec<u8>>, TpmError> {
         if self.broken.get() {
             return Err(TpmError::Io { command: request.name, why: "the TPM connection failed earlier".into() });
         }
         let sent = self.transport.borrow_mut().transact(request.name, request.bytes.bytes());
-        let bytes = sent.inspect_err(|_| self.broken.set(true))?;
-        parse(wire::response(request.name, &bytes, request.handles, request.sessions)?)
+        sent.inspect_err(|_| self.broken.set(true))
     }
 
     fn transient(&self, handle: u32) -> Transient<'_> {

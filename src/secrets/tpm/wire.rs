@@ -110,18 +110,14 @@ impl<'a> Reader<'a> {
 
     /// The next `len` bytes (`what`, for the error).
     pub fn take(&mut self, what: &'static str, len: usize) -> Result<&'a [u8], TpmError> {
-        let (taken, rest) = self.rest.split_at_checked(len).ok_or_else(|| {
-            TpmError::Malformed(format!("truncated in {what}: {len} bytes wanted, {} left", self.rest.len()))
-        })?;
+        let (taken, rest) = self.rest.split_at_checked(len).ok_or_else(|| truncated(what, len, self.rest.len()))?;
         self.rest = rest;
         Ok(taken)
     }
 
     /// The next `N` bytes.
     fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], TpmError> {
-        let (taken, rest) = self.rest.split_first_chunk::<N>().ok_or_else(|| {
-            TpmError::Malformed(format!("truncated in {what}: {N} bytes wanted, {} left", self.rest.len()))
-        })?;
+        let (taken, rest) = self.rest.split_first_chunk::<N>().ok_or_else(|| truncated(what, N, self.rest.len()))?;
         self.rest = rest;
         Ok(*taken)
     }
@@ -154,6 +150,10 @@ impl<'a> Reader<'a> {
             extra => Err(TpmError::Malformed(format!("{extra} bytes too many after {what}"))),
         }
     }
+}
+
+fn truncated(what: &'static str, wanted: usize, left: usize) -> TpmError {
+    TpmError::Malformed(format!("truncated in {what}: {wanted} bytes wanted, {left} left"))
 }
 
 /// The handles and parameters of a successful response to `command`, which returns `handles`
