@@ -46,6 +46,10 @@ REQUIREMENTS=(
   "chromium chromium"
   "node nodejs"
   "npm npm"
+  "swtpm swtpm"
+  "swtpm_setup swtpm-tools"
+  "tpm2_pcrextend tpm2-tools"
+  "/usr/lib/$(uname -m)-linux-gnu/libtss2-tcti-swtpm.so.0 libtss2-tcti-swtpm0"
 )
 
 install_missing() {

@@ -173,4 +173,5 @@ pub mod leaks;
 pub mod peer;
 pub mod rest;
 pub mod security;
+pub mod swtpm;
 pub mod tls;

@@ -3,8 +3,19 @@
 //! PCR values. Commands are marshalled by hand and sent to a character device (`/dev/tpmrm0`,
 //! the kernel's resource manager) or to swtpm's TCP command port.
 
+mod blob;
+mod client;
+mod commands;
+mod error;
+mod rc;
+mod transport;
+mod wire;
+
 use super::envelope::DataKey;
 use super::{KeyError, SecretStore};
+use client::Client;
+pub use error::TpmError;
+pub use rc::ResponseCode;
 use std::path::PathBuf;
 
 /// The kernel's TPM resource manager, the default device.
@@ -112,14 +123,38 @@ impl SecretStore for Tpm {
         "tpm"
     }
 
-    fn seal(&self, _key: &DataKey) -> Result<Vec<u8>, KeyError> {
-        Err(KeyError::Unavailable("the TPM client is not written yet".into()))
+    fn seal(&self, key: &DataKey) -> Result<Vec<u8>, KeyError> {
+        seal_on(&Client::new(transport::open(&self.device)?), key, self.pcrs.as_ref())
     }
 
-    fn unseal(&self, _blob: &[u8]) -> Result<DataKey, KeyError> {
-        Err(KeyError::Unavailable("the TPM client is not written yet".into()))
+    fn unseal(&self, blob: &[u8]) -> Result<DataKey, KeyError> {
+        let (pcrs, sealed) = blob::decode(blob)?;
+        unseal_on(&Client::new(transport::open(&self.device)?), &sealed, pcrs.as_ref())
     }
 }
+
+/// `key` sealed by the TPM behind `client`, bound to `pcrs` when given: the blob to keep.
+fn seal_on(client: &Client, key: &DataKey, pcrs: Option<&PcrSelection>) -> Result<Vec<u8>, KeyError> {
+    let primary = client.primary()?;
+    let policy = match pcrs {
+        Some(pcrs) => Some(client.policy_digest(pcrs)?),
+        None => None,
+    };
+    let sealed = client.create(&primary, key.bytes(), policy.as_deref())?;
+    Ok(blob::encode(pcrs, &sealed)?)
+}
+
+/// The data key in `sealed`, unsealed by the TPM behind `client` (through a policy session of
+/// `pcrs` when it is bound to them).
+fn unseal_on(client: &Client, sealed: &client::Sealed, pcrs: Option<&PcrSelection>) -> Result<DataKey, KeyError> {
+    let primary = client.primary()?;
+    let item = client.load(&primary, sealed)?;
+    let data = client.unseal(&item, pcrs)?;
+    DataKey::from_bytes(&data).map_err(|e| KeyError::Corrupt(format!("the TPM unsealed no data key: {e}")))
+}
+
+#[cfg(test)]
+mod conformance;
 
 #[cfg(test)]
 mod tests {
