@@ -171,4 +171,5 @@ pub mod http_server;
 pub mod jwk;
 pub mod peer;
 pub mod rest;
+pub mod sealed;
 pub mod security;
