@@ -146,7 +146,7 @@ pub fn check_config(dir: Option<&std::path::Path>) -> bool {
 /// reports each that does not open (an error) and each written in clear, which the next start
 /// seals (a warning). Returns whether every sealed secret opens.
 fn check_secrets(mut settings: Settings) -> bool {
-    let any_set = settings.secrets().iter().any(|(_, _, secrets)| secrets.iter().any(|(_, s)| s.is_set()));
+    let any_set = settings.secrets().iter().any(|file| file.secrets.iter().any(|(_, s)| s.is_set()));
     if !any_set {
         return true;
     }
@@ -155,7 +155,7 @@ fn check_secrets(mut settings: Settings) -> bool {
     let keyring = Keyring::load(store.as_ref(), &RealFs, &server.data_dir, Mint::Never);
     settings.open_secrets(&keyring);
     let mut valid = true;
-    for (place, _, secrets) in settings.secrets() {
+    for config::FileSecrets { place, secrets, .. } in settings.secrets() {
         for (def, secret) in secrets {
             let key = def.key;
             match secret.status() {

@@ -31,10 +31,8 @@ fn a_secret_in_clear_is_a_warning_and_one_that_does_not_open_an_error() {
     let good = keyring.seal("jwtStreamSecretKey", b"stream-secret-0123456789abcdef0123").unwrap();
     // Sealed for another key: it does not open as tokenHashSecret.
     let moved = keyring.seal("jwtSecretKey", b"moved-secret").unwrap();
-    let config = config.app(
-        "LiveApp",
-        &format!("tokenHashSecret={moved}\njwtStreamSecretKey={good}\nplayJwtControlEnabled=true\n"),
-    );
+    let config = config
+        .app("LiveApp", &format!("tokenHashSecret={moved}\njwtStreamSecretKey={good}\nplayJwtControlEnabled=true\n"));
     let (valid, stdout, stderr) = check(&config);
     assert!(!valid, "an unopenable secret fails the check: {stderr}");
     assert!(stderr.contains("error: apps/LiveApp.properties: tokenHashSecret: cannot be opened ("), "{stderr}");

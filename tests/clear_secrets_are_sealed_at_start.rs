@@ -36,7 +36,7 @@ fn clear_secrets_are_sealed_once_and_keep_working() {
              settings.tokenHashSecret = {HASH_SECRET}\ntimeTokenPeriod=60\n"
         ),
     );
-    let (mut daemon, rest, rtmp) = start(&config);
+    let (daemon, rest, rtmp) = start(&config);
     // The start logs before it listens: every line of it has been read by now.
     let said = |needle: &str| daemon.seen.iter().filter(|l| l.contains(needle)).count();
     assert_eq!(said("apps/LiveApp.properties: tokenHashSecret was written in clear: sealed"), 1, "{:?}", daemon.seen);
@@ -69,10 +69,8 @@ fn clear_secrets_are_sealed_once_and_keep_working() {
     assert!(publish_with_hash(rtmp, "after", HASH_SECRET).wait());
     wait_event(&rest, "after", true, "admitted by hash token");
     drop(rest);
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    let _ =
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
     let log = daemon.rest();
     assert!(!log.iter().any(|l| l.contains("written in clear")), "sealed once: {log:?}");
     assert_eq!(server_file, std::fs::read_to_string(config.file("server.properties")).unwrap(), "not rewritten again");

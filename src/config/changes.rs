@@ -10,7 +10,7 @@
 //! rewritten once ([`ConfigFiles::seal_clear_secrets`]).
 
 use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
-use super::{Invalid, Problem, SecretStatus, Settings, check_app_text, check_server_text, properties};
+use super::{FileSecrets, Invalid, Problem, SecretStatus, Settings, check_app_text, check_server_text, properties};
 use crate::secrets::Keyring;
 use crate::secrets::envelope::is_sealed;
 use crate::storage::fs::{Fs, RealFs};
@@ -84,7 +84,7 @@ impl ConfigFiles {
     pub fn seal_clear_secrets(&self, settings: &mut Settings) {
         let Some(keyring) = &self.keyring else { return };
         let mut plan = Vec::new();
-        for (place, target, secrets) in settings.secrets() {
+        for FileSecrets { place, target, secrets } in settings.secrets() {
             let mut sealed = Vec::new();
             for (def, secret) in secrets.into_iter().filter(|(_, secret)| secret.needs_sealing()) {
                 let what = match secret.status() {

@@ -71,13 +71,13 @@ impl Settings {
         self
     }
 
-    /// The secret settings of each file: its place (`server.properties`,
-    /// `apps/<App>.properties`), its target, and its secrets in table order.
-    pub fn secrets(&self) -> Vec<(String, Target, Vec<(&'static KeyDef, &SecretSetting)>)> {
-        let server = (place_of(&Target::Server), Target::Server, self.server.secrets());
+    /// The secret settings of each file, the server's first.
+    pub fn secrets(&self) -> Vec<FileSecrets<'_>> {
+        let server =
+            FileSecrets { place: place_of(&Target::Server), target: Target::Server, secrets: self.server.secrets() };
         let apps = self.apps.iter().map(|(name, app)| {
             let target = Target::App(name.clone());
-            (place_of(&target), target, app.secrets())
+            FileSecrets { place: place_of(&target), target, secrets: app.secrets() }
         });
         std::iter::once(server).chain(apps).collect()
     }
@@ -103,7 +103,7 @@ impl Settings {
     /// them refuses.
     pub fn unopenable(&self) -> Vec<Unopenable> {
         let mut out = Vec::new();
-        for (place, _, secrets) in self.secrets() {
+        for FileSecrets { place, secrets, .. } in self.secrets() {
             for (def, secret) in secrets {
                 if let Some(why) = secret.unopenable() {
                     out.push(Unopenable { place: place.clone(), key: def.key.to_string(), why: why.to_string() });
@@ -112,6 +112,16 @@ impl Settings {
         }
         out
     }
+}
+
+/// The secret settings of one file.
+pub struct FileSecrets<'a> {
+    /// Where the file is kept (`server.properties`, `apps/<App>.properties`).
+    pub place: String,
+    /// The file, as a change names it.
+    pub target: Target,
+    /// Its secret settings, in table order.
+    pub secrets: Vec<(&'static KeyDef, &'a SecretSetting)>,
 }
 
 /// Where a target's settings are kept, relative to the configuration directory.
