@@ -311,3 +311,90 @@ fn invalid(file: PathBuf, key: Option<&str>, message: &str) -> Invalid {
     let problem = Problem { file, line: None, key: key.map(str::to_string), message: message.to_string() };
     Invalid { problems: vec![problem], warnings: Vec::new() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SecretStatus, load};
+    use crate::secrets::file::KeyFile;
+    use crate::secrets::keyring::Mint;
+
+    fn config(app: &str, server: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("apps")).unwrap();
+        std::fs::write(dir.path().join("apps/LiveApp.properties"), app).unwrap();
+        std::fs::write(dir.path().join("server.properties"), server).unwrap();
+        dir
+    }
+
+    fn keyring(dir: &Path, mint: Mint) -> Arc<Keyring> {
+        Arc::new(Keyring::load(&KeyFile, &RealFs, &dir.join("data"), mint))
+    }
+
+    #[test]
+    fn the_open_pass_opens_seals_and_lists_what_does_not_open() {
+        let probe = tempfile::tempdir().unwrap();
+        let keys = keyring(probe.path(), Mint::IfNoneOpens);
+        let moved = keys.seal("jwtSecretKey", b"moved").unwrap();
+        let dir = config(
+            "# ours\ntokenHashSecret=clear-hash\ntimeTokenPeriod=30\n",
+            &format!("server.jwtServerSecretKey={moved}\n"),
+        );
+        std::fs::rename(probe.path().join("data"), dir.path().join("data")).unwrap();
+        let mut settings = load(Some(dir.path())).unwrap().settings;
+        settings.open_secrets(&keys);
+        let unopenable = settings.unopenable();
+        assert_eq!(unopenable.len(), 1, "{unopenable:?}");
+        assert_eq!(
+            (unopenable[0].place.as_str(), unopenable[0].key.as_str()),
+            ("server.properties", "server.jwtServerSecretKey")
+        );
+        assert!(unopenable[0].why.contains("does not open"), "{unopenable:?}");
+
+        let files = ConfigFiles::new(dir.path()).sealing_with(keys.clone());
+        files.seal_clear_secrets(&mut settings);
+        let app = &settings.apps["LiveApp"];
+        assert_eq!(app.token_hash_secret.status(), SecretStatus::Sealed);
+        let text = std::fs::read_to_string(dir.path().join("apps/LiveApp.properties")).unwrap();
+        assert!(!text.contains("clear-hash") && text.contains("# ours\ntokenHashSecret=sealed:v1:"), "{text}");
+        assert!(text.ends_with("timeTokenPeriod=30\n"), "{text}");
+
+        let mut reread = load(Some(dir.path())).unwrap().settings;
+        reread.open_secrets(&keys);
+        assert_eq!(reread.apps["LiveApp"].token_hash_secret, app.token_hash_secret);
+        assert_eq!(reread.unopenable(), unopenable, "the unopenable one is left as it was");
+    }
+
+    #[test]
+    fn a_change_seals_its_secret_or_is_refused_without_a_key() {
+        let dir = config("", "");
+        let current = load(Some(dir.path())).unwrap().settings;
+        let secret = vec![("tokenHashSecret".to_string(), "entered-secret".to_string())];
+        let app = Target::App("LiveApp".into());
+
+        let no_key = ConfigFiles::new(dir.path()).sealing_with(keyring(dir.path(), Mint::Never));
+        let refused = apply(&no_key, &current, &app, &secret).unwrap_err().to_string();
+        assert!(refused.contains("cannot seal tokenHashSecret: no data key is open"), "{refused}");
+        let unsealed = apply(&ConfigFiles::new(dir.path()), &current, &app, &secret).unwrap_err().to_string();
+        assert!(unsealed.contains("cannot seal tokenHashSecret"), "never written in clear: {unsealed}");
+
+        let keys = keyring(dir.path(), Mint::IfNoneOpens);
+        let files = ConfigFiles::new(dir.path()).sealing_with(keys.clone());
+        let applied = apply(&files, &current, &app, &secret).unwrap();
+        let value = &applied.settings.apps["LiveApp"].token_hash_secret;
+        assert_eq!(value.opened().map(|s| s.expose().as_str()), Some("entered-secret"));
+        let text = std::fs::read_to_string(dir.path().join("apps/LiveApp.properties")).unwrap();
+        assert!(text.contains("tokenHashSecret=sealed:v1:") && !text.contains("entered-secret"), "{text}");
+
+        let foreign = Keyring::ephemeral().seal("tokenHashSecret", b"x").unwrap();
+        let sent = vec![("tokenHashSecret".to_string(), foreign)];
+        let refused = apply(&files, &applied.settings, &app, &sent).unwrap_err().to_string();
+        assert!(refused.contains("does not open"), "a sealed value is taken only when it opens: {refused}");
+        let short = vec![
+            ("playJwtControlEnabled".to_string(), "true".to_string()),
+            ("jwtStreamSecretKey".to_string(), "too-short".to_string()),
+        ];
+        let refused = apply(&files, &applied.settings, &app, &short).unwrap_err().to_string();
+        assert!(refused.contains("at least 32 characters"), "checked in clear before sealing: {refused}");
+    }
+}
