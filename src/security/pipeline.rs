@@ -490,6 +490,7 @@ mod tests {
     //! once, and each is polled once.
 
     use super::*;
+    use crate::config::values::SettingValue;
     use crate::security::store::{OneTimeToken, Subscriber};
     use crate::security::{Credentials, Now, Protocol, Verdict};
     use std::future::Future;
@@ -662,5 +663,36 @@ mod tests {
             audited(&pipeline),
             vec![(false, "one-time token not consumed: the datastore cannot be written".to_string())]
         );
+    }
+
+    #[test]
+    fn a_secret_that_does_not_open_refuses_with_its_name_and_locks_no_one_out() {
+        let keyring = crate::secrets::Keyring::ephemeral();
+        let moved = keyring.seal("elsewhere", b"totp-secret").unwrap();
+        let mut settings = crate::config::load(None).expect("defaults").settings;
+        settings.server.lockout_failures = 1;
+        let app = settings.apps.get_mut(crate::config::DEFAULT_APP).expect("LiveApp");
+        app.enable_time_token_for_publish = true;
+        app.publish_jwt_control_enabled = true;
+        app.time_token_secret_for_publish = SecretSetting::parse(&moved).unwrap();
+        app.jwt_stream_secret_key = SecretSetting::parse(&moved).unwrap();
+        settings.open_secrets(&keyring);
+        let store: Arc<dyn SecurityStore> = Tokens::with(&[], false);
+        let pipeline = Pipeline::new(&settings, |_| store.clone(), Arc::new(Audit::in_memory()));
+        for _ in 0..3 {
+            let Step::Decided(Verdict::Deny(reason)) = pipeline.check(request("", "cam1")) else {
+                panic!("an unopenable TOTP key must refuse");
+            };
+            assert_eq!(reason, Reason::SecretUnopenable("timeTokenSecretForPublish"));
+            assert_eq!(reason.to_string(), "timeTokenSecretForPublish cannot be opened");
+        }
+
+        let app = settings.apps.get_mut(crate::config::DEFAULT_APP).expect("LiveApp");
+        app.enable_time_token_for_publish = false;
+        pipeline.reconfigure(&settings, |_| store.clone());
+        let mut jwt = request("", "cam1");
+        jwt.credentials = Credentials::from_query("jwt=a.b.c");
+        let Step::Decided(Verdict::Deny(reason)) = pipeline.check(jwt) else { panic!("must refuse") };
+        assert_eq!(reason, Reason::SecretUnopenable("jwtStreamSecretKey"), "not locked out: the box's fault");
     }
 }
