@@ -5,6 +5,7 @@
 
 use jsonwebtoken::{EncodingKey, Header};
 use rampart::clock::ManualClock;
+use rampart::config::SecretSetting;
 use rampart::config::values::{CidrList, SettingValue};
 use rampart::config::{self, AppSettings, Settings};
 use rampart::secrets::Secret;
@@ -106,11 +107,14 @@ fn main() {
         bench(
             &|app| {
                 app.hash_control_publish_enabled = true;
-                app.token_hash_secret = secret("hash-secret");
+                app.token_hash_secret = SecretSetting::clear("hash-secret");
             },
             &|app, _, _| {
-                let hash =
-                    HashTokens::new(&app.token_hash_secret, app.token_hash_format).make("s1", Action::Publish, exp);
+                let hash = HashTokens::new(app.token_hash_secret.opened().unwrap(), app.token_hash_format).make(
+                    "s1",
+                    Action::Publish,
+                    exp,
+                );
                 format!("hash={}&expireDate={exp}", hash.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"))
             },
         )
@@ -133,7 +137,7 @@ fn main() {
         bench(
             &|app| {
                 app.enable_time_token_for_publish = true;
-                app.time_token_secret_for_publish = secret("totp-secret");
+                app.time_token_secret_for_publish = SecretSetting::clear("totp-secret");
             },
             &|app, _, i| {
                 let subscriber = format!("cam{i}");
@@ -149,7 +153,7 @@ fn main() {
         bench(
             &|app| {
                 app.publish_jwt_control_enabled = true;
-                app.jwt_stream_secret_key = secret(STREAM_KEY);
+                app.jwt_stream_secret_key = SecretSetting::clear(STREAM_KEY);
             },
             &|_, _, _| {
                 let claims = serde_json::json!({"streamId": "s1", "type": "publish", "exp": exp});

@@ -188,21 +188,30 @@ pub async fn start(
     clock: Arc<dyn Clock>,
     fs: Arc<dyn Fs>,
 ) -> Result<Arc<Services>, AppError> {
-    let server = &settings.server;
     let storage = Storage::start(fs).map_err(AppError::StorageThread)?;
-    let (data_dir, fs) = (server.data_dir.clone(), storage.fs());
+    let (data_dir, fs) = (settings.server.data_dir.clone(), storage.fs());
     storage
         .run(move || fs.create_dir_all(&data_dir))
         .await?
-        .map_err(|source| AppError::DataDir { path: server.data_dir.clone(), source })?;
-    let keyring = Arc::new(open_keyring(server, &storage).await?);
+        .map_err(|source| AppError::DataDir { path: settings.server.data_dir.clone(), source })?;
+    let keyring = Arc::new(open_keyring(&settings.server, &storage).await?);
+    let mut settings = settings.clone();
+    settings.open_secrets(&keyring);
     let config_files = match config_dir.map(Path::to_path_buf) {
         Some(dir) => {
-            let (fs, keyring) = (storage.fs(), keyring.clone());
-            Some(storage.run(move || config_files(&dir, fs, keyring)).await??)
+            let (fs, keyring, opened) = (storage.fs(), keyring.clone(), settings);
+            let (files, sealed) = storage.run(move || config_files(&dir, fs, keyring, opened)).await??;
+            settings = sealed;
+            Some(files)
         }
         None => None,
     };
+    for Unopenable { place, key, why } in settings.unopenable() {
+        log::error!(
+            "secrets: {place}: {key} cannot be opened ({why}): what needs it refuses until it is entered again"
+        );
+    }
+    let (settings, server) = (&settings, &settings.server);
     let now = clock.unix_secs();
     let mut stores = HashMap::new();
     for name in settings.apps.keys() {
@@ -386,12 +395,19 @@ fn admin_error(source: StoreError) -> AppError {
     AppError::Store { app: "the panel's admin account".into(), source }
 }
 
-/// The writers of the configuration directory `dir`, vetting changes, after tidying it up: the
-/// temporary files a power cut left are removed, and the files edited by hand become their own
-/// last good copies. Blocking: a job on the storage worker.
-fn config_files(dir: &Path, fs: Arc<dyn Fs>, keyring: Arc<Keyring>) -> Result<ConfigFiles, AppError> {
-    let vet = move |current: &Settings, next: &Settings| change_checks::vet(current, next, &keyring);
-    let files = ConfigFiles::with_fs(dir, fs).vetted_by(Box::new(vet));
+/// The writers of the configuration directory `dir`, vetting changes and sealing secrets with
+/// `keyring`, after tidying it up: the temporary files a power cut left are removed, the files
+/// edited by hand become their own last good copies, and the secrets written in clear are
+/// sealed (the `settings` returned hold them sealed). Blocking: a job on the storage worker.
+fn config_files(
+    dir: &Path,
+    fs: Arc<dyn Fs>,
+    keyring: Arc<Keyring>,
+    mut settings: Settings,
+) -> Result<(ConfigFiles, Settings), AppError> {
+    let vetting = keyring.clone();
+    let vet = move |current: &Settings, next: &Settings| change_checks::vet(current, next, &vetting);
+    let files = ConfigFiles::with_fs(dir, fs).vetted_by(Box::new(vet)).sealing_with(keyring);
     for (dir, removed) in files.remove_stale_temps().map_err(AppError::Config)? {
         if removed > 0 {
             log::warn!("removed {removed} temporary file(s) an interrupted write left in {}", dir.display());
@@ -406,7 +422,8 @@ fn config_files(dir: &Path, fs: Arc<dyn Fs>, keyring: Arc<Keyring>) -> Result<Co
         }
         Err(e) => log::warn!("a file edited by hand could not become its own last good copy: {e}"),
     }
-    Ok(files)
+    files.seal_clear_secrets(&mut settings);
+    Ok((files, settings))
 }
 
 /// An application's datastore as the pipeline sees it.

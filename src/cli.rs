@@ -1,7 +1,10 @@
 //! The command line: arguments, and the commands that answer without starting the daemon
 //! (`check-config`, `print-defaults`).
 
-use crate::config::{self, DEFAULT_APP, Invalid, keys::APP_KEYS, keys::SERVER_KEYS};
+use crate::config::{self, DEFAULT_APP, Invalid, SecretStatus, Settings, keys::APP_KEYS, keys::SERVER_KEYS};
+use crate::secrets::keyring::Mint;
+use crate::secrets::{self, Keyring};
+use crate::storage::fs::RealFs;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -118,7 +121,7 @@ fn render_defaults(table: &'static [config::KeyDef]) -> Vec<(&'static config::Ke
 }
 
 /// Runs `check-config`: the effective settings on standard output, problems on standard error.
-/// Returns whether the configuration is valid.
+/// Returns whether the configuration is valid (every secret that is sealed opens).
 pub fn check_config(dir: Option<&std::path::Path>) -> bool {
     match config::load(dir) {
         Ok(loaded) => {
@@ -130,13 +133,46 @@ pub fn check_config(dir: Option<&std::path::Path>) -> bool {
             for (name, app) in &settings.apps {
                 println!("# apps/{name}.properties\n{}", config::to_properties(&app.rendered(), false));
             }
-            true
+            check_secrets(loaded.settings)
         }
         Err(invalid) => {
             report_invalid(&invalid);
             false
         }
     }
+}
+
+/// Opens the sealed secrets with the box's keyring, read-only (no data key is made), and
+/// reports each that does not open (an error) and each written in clear, which the next start
+/// seals (a warning). Returns whether every sealed secret opens.
+fn check_secrets(mut settings: Settings) -> bool {
+    let any_set = settings.secrets().iter().any(|file| file.secrets.iter().any(|(_, s)| s.is_set()));
+    if !any_set {
+        return true;
+    }
+    let server = &settings.server;
+    let store = secrets::store_for(server.secrets_store, &server.secrets_tpm_device, server.secrets_pcr_policy.clone());
+    let keyring = Keyring::load(store.as_ref(), &RealFs, &server.data_dir, Mint::Never);
+    settings.open_secrets(&keyring);
+    let mut valid = true;
+    for config::FileSecrets { place, secrets, .. } in settings.secrets() {
+        for (def, secret) in secrets {
+            let key = def.key;
+            match secret.status() {
+                SecretStatus::Clear => eprintln!("warning: {place}: {key}: written in clear: the next start seals it"),
+                SecretStatus::Stale => {
+                    eprintln!("warning: {place}: {key}: sealed under an older data key: the next start seals it again")
+                }
+                SecretStatus::Unopenable => {
+                    let why = secret.unopenable().unwrap_or_default();
+                    eprintln!("error: {place}: {key}: cannot be opened ({why}): what needs it refuses");
+                    valid = false;
+                }
+                SecretStatus::Unset | SecretStatus::Sealed => {}
+            }
+        }
+    }
+    valid
 }
 
 /// Prints every problem and warning of a configuration that cannot be used.

@@ -97,7 +97,8 @@ fn settings_show_secrets_only_as_set_refuse_bad_values_and_survive_a_restart() {
     assert_eq!(server.json()["restartNeeded"], j!(["http.maxConnections"]));
 
     let file = std::fs::read_to_string(daemon.config.file("apps/LiveApp.properties")).unwrap();
-    assert!(file.contains("# our comment") && file.contains("tokenHashSecret=hash-secret-value"), "{file}");
+    assert!(file.contains("# our comment") && file.contains("tokenHashSecret=sealed:v1:"), "{file}");
+    assert!(!file.contains("hash-secret-value"), "sealed at start: {file}");
     let daemon = daemon.restart();
     let mut panel = Rest::new(daemon.addr("HTTP"));
     assert_eq!(panel.login("/rest/v2/users/authenticate", "admin", "a long admin password").status, 200);

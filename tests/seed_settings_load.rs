@@ -5,9 +5,9 @@ mod common;
 
 use common::ConfigDir;
 use rampart::cli::{Defaults, defaults_text};
+use rampart::config::SecretSetting;
 use rampart::config::values::{CidrList, HeaderText, HttpUrl, LogLevel, SettingValue};
 use rampart::config::{self, DEFAULT_APP};
-use rampart::secrets::Secret;
 
 const SERVER: &str = r"# Ant Media Server style server settings
 server.jwtServerControlEnabled=true
@@ -48,8 +48,8 @@ contentSecurityPolicyHeaderValue=default-src 'self'; script-src 'self' 'unsafe-i
     style-src 'self' 'unsafe-inline'
 ";
 
-fn secret(text: &str) -> Secret<String> {
-    Secret::new(text.to_string())
+fn secret(text: &str) -> SecretSetting {
+    SecretSetting::clear(text)
 }
 
 fn url(text: &str) -> Option<HttpUrl> {

@@ -3,9 +3,16 @@
 //! writer with the user's comments and key order kept, and handed back as the settings now in
 //! force, with the keys that take effect only after a restart. A change that fails its checks
 //! changes nothing.
+//!
+//! Secrets are written sealed: a secret set through a change is checked in clear (as a start
+//! would), then sealed with the box's data key before it is written; when no key is open the
+//! change is refused. At start, the secrets a user wrote in clear are sealed and their files
+//! rewritten once ([`ConfigFiles::seal_clear_secrets`]).
 
 use super::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
-use super::{Invalid, Problem, Settings, check_app_text, check_server_text, properties};
+use super::{FileSecrets, Invalid, Problem, SecretStatus, Settings, check_app_text, check_server_text, properties};
+use crate::secrets::Keyring;
+use crate::secrets::envelope::is_sealed;
 use crate::storage::fs::{Fs, RealFs};
 use crate::storage::mount::Remount;
 use crate::storage::writer::{AtomicWriter, Provenance, WriteError};
@@ -25,6 +32,7 @@ pub struct ConfigFiles {
     server: AtomicWriter<Arc<dyn Fs>>,
     apps: AtomicWriter<Arc<dyn Fs>>,
     vet: Option<Vet>,
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl ConfigFiles {
@@ -44,6 +52,75 @@ impl ConfigFiles {
             apps: writer(config_dir.join("apps")),
             remount,
             vet: None,
+            keyring: None,
+        }
+    }
+
+    /// These writers, sealing secrets with `keyring` (without one, a change that sets a secret
+    /// is refused: secrets are never written in clear).
+    pub fn sealing_with(self, keyring: Arc<Keyring>) -> Self {
+        ConfigFiles { keyring: Some(keyring), ..self }
+    }
+
+    /// The writer, file name and table of `target`'s file.
+    fn file_of(&self, target: &Target) -> (&AtomicWriter<Arc<dyn Fs>>, String, &'static [KeyDef]) {
+        match target {
+            Target::Server => (&self.server, "server.properties".to_string(), SERVER_KEYS),
+            Target::App(app) => (&self.apps, format!("{app}.properties"), APP_KEYS),
+        }
+    }
+
+    /// The text of the file `name` that `writer` keeps (empty when there is none).
+    fn text_of(writer: &AtomicWriter<Arc<dyn Fs>>, name: &str) -> Result<String, WriteError> {
+        let loaded = writer.load(name, &|_| true)?;
+        Ok(String::from_utf8_lossy(loaded.as_ref().map_or(&[][..], |f| f.body())).into_owned())
+    }
+
+    /// Seals every secret of `settings` written in clear (or sealed under an older data key)
+    /// and rewrites each file that holds one, once, through the atomic writer (comments and key
+    /// order kept); `settings` then hold the sealed values. One log line per key, never the
+    /// value. When no data key is open, the clear values stay in force as written and the log
+    /// says they could not be sealed. Blocking: call it from a job on the storage worker.
+    pub fn seal_clear_secrets(&self, settings: &mut Settings) {
+        let Some(keyring) = &self.keyring else { return };
+        let mut plan = Vec::new();
+        for FileSecrets { place, target, secrets } in settings.secrets() {
+            let mut sealed = Vec::new();
+            for (def, secret) in secrets.into_iter().filter(|(_, secret)| secret.needs_sealing()) {
+                let what = match secret.status() {
+                    SecretStatus::Stale => "was sealed under an older data key",
+                    _ => "was written in clear",
+                };
+                match secret.seal(def.key, keyring) {
+                    Some(Ok(text)) => sealed.push((def.key, what, text)),
+                    Some(Err(e)) => {
+                        log::warn!("{place}: {} {what} and could not be sealed ({e}): in force as written", def.key)
+                    }
+                    None => {}
+                }
+            }
+            if !sealed.is_empty() {
+                plan.push((place, target, sealed));
+            }
+        }
+        for (place, target, sealed) in plan {
+            let values: Vec<(String, String)> =
+                sealed.iter().map(|(key, _, text)| (key.to_string(), text.clone())).collect();
+            let (writer, name, table) = self.file_of(&target);
+            let written = Self::text_of(writer, &name)
+                .map_err(|e| e.to_string())
+                .and_then(|old| edited(&old, &values, table, &writer.dir().join(&name)).map_err(|e| e.to_string()))
+                .and_then(|new| writer.write(&name, new.as_bytes()).map_err(|e| e.to_string()));
+            if let Err(e) = written {
+                log::warn!("{place}: could not be rewritten with its secrets sealed ({e}): they stay as written");
+                continue;
+            }
+            for (key, what, text) in sealed {
+                if let Some(secret) = settings.secret_mut(&target, key) {
+                    secret.sealed_as(text);
+                }
+                log::info!("{place}: {key} {what}: sealed");
+            }
         }
     }
 
@@ -112,33 +189,23 @@ pub fn apply(
     target: &Target,
     values: &[(String, String)],
 ) -> Result<Applied, Invalid> {
-    let (writer, name, table) = match target {
-        Target::Server => (&files.server, "server.properties".to_string(), SERVER_KEYS),
-        Target::App(app) if current.apps.contains_key(app) => (&files.apps, format!("{app}.properties"), APP_KEYS),
-        Target::App(app) => {
+    if let Target::App(app) = target {
+        if !current.apps.contains_key(app) {
             return Err(invalid(files.dir.join("apps").join(format!("{app}.properties")), None, "no such application"));
         }
-    };
+    }
+    let (writer, name, table) = files.file_of(target);
     let dir = writer.dir().to_path_buf();
     let path = dir.join(&name);
-    let old = match writer.load(&name, &|_| true) {
-        Ok(loaded) => String::from_utf8_lossy(loaded.as_ref().map_or(&[][..], |f| f.body())).into_owned(),
-        Err(e) => return Err(invalid(path, None, &e.to_string())),
-    };
-    let new = edited(&old, values, table, &path)?;
-
-    let mut settings = current.clone();
-    let warnings = match target {
-        Target::Server => check_server_text(&new, &path).map(|(server, warnings)| {
-            settings.server = server;
-            current.overrides.apply(&mut settings.server);
-            warnings
-        })?,
-        Target::App(app) => check_app_text(&new, &path).map(|(parsed, warnings)| {
-            settings.apps.insert(app.clone(), parsed);
-            warnings
-        })?,
-    };
+    let old = ConfigFiles::text_of(writer, &name).map_err(|e| invalid(path.clone(), None, &e.to_string()))?;
+    // Checked with the secrets in clear, as a start would check them; then written sealed.
+    read_target(current, target, &edited(&old, values, table, &path)?, &path)?;
+    let sealed = sealed_values(files.keyring.as_deref(), values, table, &path)?;
+    let new = edited(&old, &sealed, table, &path)?;
+    let (mut settings, warnings) = read_target(current, target, &new, &path)?;
+    if let Some(keyring) = &files.keyring {
+        settings.open_secrets(keyring);
+    }
     let vetted = files.vet.as_ref().map(|vet| vet(current, &settings)).unwrap_or_default();
     if !vetted.is_empty() {
         let problems = vetted
@@ -156,7 +223,60 @@ pub fn apply(
     Ok(Applied { settings, restart_needed, warnings })
 }
 
-/// The file's text with `values` set in place (keeping the key as the user wrote it) or appended.
+/// The settings `current` become with `text` as the file of `target`, checked as a start would
+/// check them, and what they were warned about.
+fn read_target(
+    current: &Settings,
+    target: &Target,
+    text: &str,
+    path: &Path,
+) -> Result<(Settings, Vec<Problem>), Invalid> {
+    let mut settings = current.clone();
+    let warnings = match target {
+        Target::Server => check_server_text(text, path).map(|(server, warnings)| {
+            settings.server = server;
+            current.overrides.apply(&mut settings.server);
+            warnings
+        })?,
+        Target::App(app) => check_app_text(text, path).map(|(parsed, warnings)| {
+            settings.apps.insert(app.clone(), parsed);
+            warnings
+        })?,
+    };
+    Ok((settings, warnings))
+}
+
+/// `values` with each secret sealed for its key: a clear one is sealed with `keyring`, a sealed
+/// one must open with it, and an empty one unsets it. Refused when no data key is open.
+fn sealed_values(
+    keyring: Option<&Keyring>,
+    values: &[(String, String)],
+    table: &'static [KeyDef],
+    path: &Path,
+) -> Result<Vec<(String, String)>, Invalid> {
+    let mut out = Vec::with_capacity(values.len());
+    for (key, value) in values {
+        let text = value.trim();
+        let Some(def) = table.iter().find(|def| def.answers_to(key)).filter(|def| def.secret && !text.is_empty())
+        else {
+            out.push((key.clone(), value.clone()));
+            continue;
+        };
+        let refused = |why: String| invalid(path.to_path_buf(), Some(key), &why);
+        let keyring = keyring.ok_or_else(|| refused(format!("cannot seal {key}: the box's keyring is not open")))?;
+        let sealed = match is_sealed(text) {
+            true => {
+                keyring.open(def.key, text).map(|_| text.to_string()).map_err(|e| refused(format!("{key}: {e}")))?
+            }
+            false => keyring.seal(def.key, text.as_bytes()).map_err(|e| refused(format!("cannot seal {key}: {e}")))?,
+        };
+        out.push((key.clone(), sealed));
+    }
+    Ok(out)
+}
+
+/// The file's text with `values` set in place (keeping the key as the user wrote it, on every
+/// line that sets it, so that no earlier copy keeps an old value) or appended.
 fn edited(old: &str, values: &[(String, String)], table: &'static [KeyDef], path: &Path) -> Result<String, Invalid> {
     let entries = properties::parse(old).map_err(|e| invalid(path.to_path_buf(), None, &e.to_string()))?;
     let mut in_place = Vec::new();
@@ -165,11 +285,12 @@ fn edited(old: &str, values: &[(String, String)], table: &'static [KeyDef], path
         let Some(def) = table.iter().find(|def| def.answers_to(key)) else {
             return Err(invalid(path.to_path_buf(), Some(key), "unknown setting"));
         };
-        let written = entries.iter().rev().find(|e| def.answers_to(e.key.strip_prefix("settings.").unwrap_or(&e.key)));
-        match written {
-            Some(entry) => in_place.push((entry, value.clone())),
-            None => appended.push((def.key.to_string(), value.clone())),
+        let mut written =
+            entries.iter().filter(|e| def.answers_to(e.key.strip_prefix("settings.").unwrap_or(&e.key))).peekable();
+        if written.peek().is_none() {
+            appended.push((def.key.to_string(), value.clone()));
         }
+        in_place.extend(written.map(|entry| (entry, value.clone())));
     }
     Ok(properties::update(old, &in_place, &appended))
 }
@@ -189,4 +310,91 @@ fn changed_keys(before: &Settings, after: &Settings, target: &Target) -> Vec<&'s
 fn invalid(file: PathBuf, key: Option<&str>, message: &str) -> Invalid {
     let problem = Problem { file, line: None, key: key.map(str::to_string), message: message.to_string() };
     Invalid { problems: vec![problem], warnings: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SecretStatus, load};
+    use crate::secrets::file::KeyFile;
+    use crate::secrets::keyring::Mint;
+
+    fn config(app: &str, server: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("apps")).unwrap();
+        std::fs::write(dir.path().join("apps/LiveApp.properties"), app).unwrap();
+        std::fs::write(dir.path().join("server.properties"), server).unwrap();
+        dir
+    }
+
+    fn keyring(dir: &Path, mint: Mint) -> Arc<Keyring> {
+        Arc::new(Keyring::load(&KeyFile, &RealFs, &dir.join("data"), mint))
+    }
+
+    #[test]
+    fn the_open_pass_opens_seals_and_lists_what_does_not_open() {
+        let probe = tempfile::tempdir().unwrap();
+        let keys = keyring(probe.path(), Mint::IfNoneOpens);
+        let moved = keys.seal("jwtSecretKey", b"moved").unwrap();
+        let dir = config(
+            "# ours\ntokenHashSecret=clear-hash\ntimeTokenPeriod=30\n",
+            &format!("server.jwtServerSecretKey={moved}\n"),
+        );
+        std::fs::rename(probe.path().join("data"), dir.path().join("data")).unwrap();
+        let mut settings = load(Some(dir.path())).unwrap().settings;
+        settings.open_secrets(&keys);
+        let unopenable = settings.unopenable();
+        assert_eq!(unopenable.len(), 1, "{unopenable:?}");
+        assert_eq!(
+            (unopenable[0].place.as_str(), unopenable[0].key.as_str()),
+            ("server.properties", "server.jwtServerSecretKey")
+        );
+        assert!(unopenable[0].why.contains("does not open"), "{unopenable:?}");
+
+        let files = ConfigFiles::new(dir.path()).sealing_with(keys.clone());
+        files.seal_clear_secrets(&mut settings);
+        let app = &settings.apps["LiveApp"];
+        assert_eq!(app.token_hash_secret.status(), SecretStatus::Sealed);
+        let text = std::fs::read_to_string(dir.path().join("apps/LiveApp.properties")).unwrap();
+        assert!(!text.contains("clear-hash") && text.contains("# ours\ntokenHashSecret=sealed:v1:"), "{text}");
+        assert!(text.ends_with("timeTokenPeriod=30\n"), "{text}");
+
+        let mut reread = load(Some(dir.path())).unwrap().settings;
+        reread.open_secrets(&keys);
+        assert_eq!(reread.apps["LiveApp"].token_hash_secret, app.token_hash_secret);
+        assert_eq!(reread.unopenable(), unopenable, "the unopenable one is left as it was");
+    }
+
+    #[test]
+    fn a_change_seals_its_secret_or_is_refused_without_a_key() {
+        let dir = config("", "");
+        let current = load(Some(dir.path())).unwrap().settings;
+        let secret = vec![("tokenHashSecret".to_string(), "entered-secret".to_string())];
+        let app = Target::App("LiveApp".into());
+
+        let no_key = ConfigFiles::new(dir.path()).sealing_with(keyring(dir.path(), Mint::Never));
+        let refused = apply(&no_key, &current, &app, &secret).unwrap_err().to_string();
+        assert!(refused.contains("cannot seal tokenHashSecret: no data key is open"), "{refused}");
+        let unsealed = apply(&ConfigFiles::new(dir.path()), &current, &app, &secret).unwrap_err().to_string();
+        assert!(unsealed.contains("cannot seal tokenHashSecret"), "never written in clear: {unsealed}");
+
+        let keys = keyring(dir.path(), Mint::IfNoneOpens);
+        let files = ConfigFiles::new(dir.path()).sealing_with(keys.clone());
+        let applied = apply(&files, &current, &app, &secret).unwrap();
+        let value = &applied.settings.apps["LiveApp"].token_hash_secret;
+        assert_eq!(value.opened().map(|s| s.expose().as_str()), Some("entered-secret"));
+        let text = std::fs::read_to_string(dir.path().join("apps/LiveApp.properties")).unwrap();
+        assert!(text.contains("tokenHashSecret=sealed:v1:") && !text.contains("entered-secret"), "{text}");
+
+        let foreign = Keyring::ephemeral().seal("tokenHashSecret", b"x").unwrap();
+        let sent = vec![("tokenHashSecret".to_string(), foreign)];
+        let refused = apply(&files, &applied.settings, &app, &sent).unwrap_err().to_string();
+        assert!(refused.contains("does not open"), "a sealed value is taken only when it opens: {refused}");
+        let short = vec![
+            ("playJwtControlEnabled".to_string(), "true".to_string()),
+            ("jwtStreamSecretKey".to_string(), "too-short".to_string()),
+        ];
+        let refused = apply(&files, &applied.settings, &app, &short).unwrap_err().to_string();
+        assert!(refused.contains("at least 32 characters"), "checked in clear before sealing: {refused}");
+    }
 }

@@ -5,11 +5,12 @@
 //! adds use Red5's dotted style (`rtmp.port`). A doc that weakens security says so.
 
 use super::load::FileSource;
+use super::secret_setting::SecretSetting;
 use super::values::{
     CidrList, HeaderText, HttpUrl, LogLevel, OriginList, Port, Seconds, SettingValue, TokenHashFormat,
 };
+use crate::secrets::StoreChoice;
 use crate::secrets::tpm::{PcrSelection, TpmDevice};
-use crate::secrets::{Secret, StoreChoice};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -87,6 +88,22 @@ macro_rules! settings_table {
                 let mut defs = $table.iter();
                 let mut out = Vec::with_capacity($table.len());
                 $( if let Some(def) = defs.next() { out.push((def, self.$field.render())); } )*
+                out
+            }
+
+            /// Every secret setting with its definition, in table order.
+            pub fn secrets(&self) -> Vec<(&'static KeyDef, &SecretSetting)> {
+                let mut defs = $table.iter();
+                let mut out = Vec::new();
+                $( if let (Some(def), Some(secret)) = (defs.next(), self.$field.as_secret()) { out.push((def, secret)); } )*
+                out
+            }
+
+            /// Every secret setting with its definition, to open or seal in place.
+            pub fn secrets_mut(&mut self) -> Vec<(&'static KeyDef, &mut SecretSetting)> {
+                let mut defs = $table.iter();
+                let mut out = Vec::new();
+                $( if let (Some(def), Some(secret)) = (defs.next(), self.$field.as_secret_mut()) { out.push((def, secret)); } )*
                 out
             }
         }
@@ -187,7 +204,7 @@ settings_table! {
         /// Require a server JWT for the web panel and the server REST API.
         jwt_server_control_enabled: bool = "server.jwtServerControlEnabled", default "false";
         /// HS256 key for server JWTs.
-        jwt_server_secret_key: Secret<String> = "server.jwtServerSecretKey", default "";
+        jwt_server_secret_key: SecretSetting = "server.jwtServerSecretKey", default "";
         /// Networks allowed to reach the web panel and server REST API (the default, everyone, is weak: restrict it).
         allowed_dashboard_cidr: CidrList = "server.allowed_dashboard_CIDR", default "0.0.0.0/0";
         /// Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer's address is the client's).
@@ -207,7 +224,7 @@ settings_table! {
         /// Require a hash token to play.
         hash_control_play_enabled: bool = "hashControlPlayEnabled", default "false";
         /// HMAC-SHA256 key of hash tokens: hash = base64(hmac_sha256(streamId + role + expireDate, key)).
-        token_hash_secret: Secret<String> = "tokenHashSecret", default "";
+        token_hash_secret: SecretSetting = "tokenHashSecret", default "";
         /// Hash token form: hmac-sha256 (with expireDate) or ams-sha256 (AMS legacy hex(sha256(streamId + role + secret)): no expiry, weak).
         token_hash_format: TokenHashFormat = "tokenHashFormat", default "hmac-sha256";
         /// Require a one-time token (made through the REST API) to publish.
@@ -217,17 +234,17 @@ settings_table! {
         /// Require a TOTP code (subscriberId + subscriberCode) to publish.
         enable_time_token_for_publish: bool = "enableTimeTokenForPublish", default "false";
         /// TOTP key for publishers not in the datastore (unset: only registered subscribers can publish).
-        time_token_secret_for_publish: Secret<String> = "timeTokenSecretForPublish", default "";
+        time_token_secret_for_publish: SecretSetting = "timeTokenSecretForPublish", default "";
         /// Require a TOTP code (subscriberId + subscriberCode) to play.
         enable_time_token_for_play: bool = "enableTimeTokenForPlay", default "false";
         /// TOTP key for players not in the datastore (unset: only registered subscribers can play).
-        time_token_secret_for_play: Secret<String> = "timeTokenSecretForPlay", default "";
+        time_token_secret_for_play: SecretSetting = "timeTokenSecretForPlay", default "";
         /// TOTP time step in seconds.
         time_token_period: u32 = "timeTokenPeriod", default "60", range 10..=600;
         /// Require a JWT for the application's REST API.
         jwt_control_enabled: bool = "jwtControlEnabled", default "false";
         /// HS256 key for application REST API JWTs.
-        jwt_secret_key: Secret<String> = "jwtSecretKey", default "";
+        jwt_secret_key: SecretSetting = "jwtSecretKey", default "";
         /// JWKS URL whose RS256/ES256 keys check REST API JWTs instead of jwtSecretKey.
         jwks_url: Option<HttpUrl> = "jwksURL", default "";
         /// Require a stream JWT to publish.
@@ -235,7 +252,7 @@ settings_table! {
         /// Require a stream JWT to play.
         play_jwt_control_enabled: bool = "playJwtControlEnabled", default "false";
         /// HS256 key of stream JWTs, at least 32 characters.
-        jwt_stream_secret_key: Secret<String> = "jwtStreamSecretKey", default "";
+        jwt_stream_secret_key: SecretSetting = "jwtStreamSecretKey", default "";
         /// Check REST API callers against remoteAllowedCIDR (false lets any address call the API: weak).
         ip_filter_enabled: bool = "ipFilterEnabled", default "true";
         /// Networks allowed to call the application's REST API.
@@ -247,7 +264,7 @@ settings_table! {
         /// URL asked to allow each play: HTTP 200 allows, anything else refuses (empty: not asked).
         webhook_play_auth_url: Option<HttpUrl> = "webhookPlayAuthUrl", default "";
         /// Key of subscriber JWTs (empty: a random 32-character key made at first start).
-        subscriber_authentication_key: Secret<String> = "subscriberAuthenticationKey", default "";
+        subscriber_authentication_key: SecretSetting = "subscriberAuthenticationKey", default "";
         /// Require a JWT (checked with jwtSecretKey) for analytics events.
         secure_analytic_endpoint: bool = "secureAnalyticEndpoint", default "false";
         /// Accept a publish only for a streamId registered in the datastore.

@@ -9,9 +9,14 @@ pub mod live;
 mod load;
 pub mod properties;
 mod rules;
+pub mod secret_setting;
 pub mod values;
 
 pub use keys::{AppSettings, KeyDef, ServerSettings};
+pub use secret_setting::{SecretSetting, SecretStatus};
+
+use crate::secrets::{Keyring, Unopenable};
+use changes::Target;
 
 use load::FileSource;
 use std::collections::BTreeMap;
@@ -64,6 +69,66 @@ impl Settings {
         overrides.apply(&mut self.server);
         self.overrides = overrides;
         self
+    }
+
+    /// The secret settings of each file, the server's first.
+    pub fn secrets(&self) -> Vec<FileSecrets<'_>> {
+        let server =
+            FileSecrets { place: place_of(&Target::Server), target: Target::Server, secrets: self.server.secrets() };
+        let apps = self.apps.iter().map(|(name, app)| {
+            let target = Target::App(name.clone());
+            FileSecrets { place: place_of(&target), target, secrets: app.secrets() }
+        });
+        std::iter::once(server).chain(apps).collect()
+    }
+
+    /// The secret setting `key` of `target`'s file.
+    pub fn secret_mut(&mut self, target: &Target, key: &str) -> Option<&mut SecretSetting> {
+        let secrets = match target {
+            Target::Server => self.server.secrets_mut(),
+            Target::App(app) => self.apps.get_mut(app)?.secrets_mut(),
+        };
+        secrets.into_iter().find(|(def, _)| def.key == key).map(|(_, secret)| secret)
+    }
+
+    /// Opens every sealed secret with `keyring` (in memory; once at start, and after a change).
+    pub fn open_secrets(&mut self, keyring: &Keyring) {
+        let apps = self.apps.values_mut().flat_map(AppSettings::secrets_mut);
+        for (def, secret) in self.server.secrets_mut().into_iter().chain(apps) {
+            secret.open(def.key, keyring);
+        }
+    }
+
+    /// The secrets that are sealed and do not open, with where they are and why: what needs
+    /// them refuses.
+    pub fn unopenable(&self) -> Vec<Unopenable> {
+        let mut out = Vec::new();
+        for FileSecrets { place, secrets, .. } in self.secrets() {
+            for (def, secret) in secrets {
+                if let Some(why) = secret.unopenable() {
+                    out.push(Unopenable { place: place.clone(), key: def.key.to_string(), why: why.to_string() });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The secret settings of one file.
+pub struct FileSecrets<'a> {
+    /// Where the file is kept (`server.properties`, `apps/<App>.properties`).
+    pub place: String,
+    /// The file, as a change names it.
+    pub target: Target,
+    /// Its secret settings, in table order.
+    pub secrets: Vec<(&'static KeyDef, &'a SecretSetting)>,
+}
+
+/// Where a target's settings are kept, relative to the configuration directory.
+pub fn place_of(target: &Target) -> String {
+    match target {
+        Target::Server => "server.properties".to_string(),
+        Target::App(app) => format!("apps/{app}.properties"),
     }
 }
 

@@ -1,10 +1,12 @@
 //! Rules that tie settings together: an enabled mechanism has its secret, listeners do not
-//! collide. Each problem is reported at the line of the key that needs fixing.
+//! collide. Each problem is reported at the line of the key that needs fixing. A sealed secret
+//! counts as set whether or not it opens (what needs it refuses); its length is checked when
+//! its clear value was given (in a file by hand, or through a change, before it is sealed).
 
 use super::keys::{AppSettings, ServerSettings};
 use super::load::FileSource;
+use super::secret_setting::SecretSetting;
 use super::values::Port;
-use crate::secrets::Secret;
 use std::net::IpAddr;
 
 /// The shortest stream JWT key accepted (HS256 wants a key as long as its 256-bit output).
@@ -98,10 +100,10 @@ fn needs(source: &mut FileSource<'_>, key: &str, missing: &str) {
     source.problem(key, format!("is true but {missing}"));
 }
 
-fn check_stream_jwt_key(key: &Secret<String>, enabled_by: &str, source: &mut FileSource<'_>) {
+fn check_stream_jwt_key(key: &SecretSetting, enabled_by: &str, source: &mut FileSource<'_>) {
     if !key.is_set() {
         needs(source, enabled_by, "jwtStreamSecretKey is not set");
-    } else if key.expose().chars().count() < MIN_STREAM_JWT_KEY_CHARS {
+    } else if key.opened().is_some_and(|clear| clear.expose().chars().count() < MIN_STREAM_JWT_KEY_CHARS) {
         let message =
             format!("\"***\": must be at least {MIN_STREAM_JWT_KEY_CHARS} characters when {enabled_by} is true");
         source.problem("jwtStreamSecretKey", message);

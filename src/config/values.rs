@@ -1,9 +1,9 @@
 //! The types settings become at load: each knows how to read itself from its text in a
 //! properties file, what text it expects, and how to write itself back.
 
+use super::secret_setting::SecretSetting;
 use crate::secrets::StoreChoice;
 use crate::secrets::tpm::{PcrSelection, TpmDevice};
-use crate::secrets::{REDACTED, Secret};
 use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
@@ -22,6 +22,14 @@ pub trait SettingValue: Sized {
     fn render(&self) -> String;
     /// The value as a number, for settings that have bounds.
     fn magnitude(&self) -> Option<u64> {
+        None
+    }
+    /// The value as a secret setting, for the settings that are secrets (the open pass, sealing).
+    fn as_secret(&self) -> Option<&SecretSetting> {
+        None
+    }
+    /// The value as a secret setting to open or seal in place.
+    fn as_secret_mut(&mut self) -> Option<&mut SecretSetting> {
         None
     }
 }
@@ -159,17 +167,6 @@ impl SettingValue for TokenHashFormat {
             TokenHashFormat::AmsSha256 => "ams-sha256",
         }
         .to_string()
-    }
-}
-
-impl SettingValue for Secret<String> {
-    const EXPECTED: &'static str = "a secret (empty: unset)";
-    const SECRET: bool = true;
-    fn parse(text: &str) -> Result<Self, String> {
-        Ok(Secret::new(text.trim().to_string()))
-    }
-    fn render(&self) -> String {
-        if self.is_set() { REDACTED.to_string() } else { String::new() }
     }
 }
 
@@ -427,7 +424,7 @@ mod tests {
 
     #[test]
     fn secrets_render_redacted() {
-        assert_eq!(Secret::<String>::parse("s3cr3t").unwrap().render(), "***");
-        assert_eq!(Secret::<String>::parse("").unwrap().render(), "");
+        assert_eq!(SecretSetting::parse("s3cr3t").unwrap().render(), "***");
+        assert_eq!(SecretSetting::parse("").unwrap().render(), "");
     }
 }

@@ -5,11 +5,12 @@
 
 use super::reply::{Reply, failure, json, not_found, page, parse_body, query_param, success};
 use super::server::{Call, Http, audit};
+use crate::config::SecretSetting;
 use crate::media::LiveStatus;
 use crate::secrets::{Secret, random_token};
 use crate::security::hash_token::HashTokens;
 use crate::security::store::{OneTimeToken, Subscriber, SubscriberKey, SubscriberKind};
-use crate::security::{Action, totp};
+use crate::security::{Action, Reason, secret_in_force, totp};
 use crate::store::{Broadcast, Datastore, KeptToken, StoreError};
 use http::StatusCode;
 use serde::Deserialize;
@@ -50,6 +51,19 @@ pub async fn handle(call: &Call, app: &str, rest: &[&str], http: &Http) -> Reply
 }
 
 type Answer = Result<Reply, Reply>;
+
+/// The application's secret setting `key`, to make a token with: 400 when it is not set, 503
+/// when it is sealed and does not open (no token is made with a key the box cannot open).
+fn app_secret<'s>(setting: &'s SecretSetting, key: &'static str) -> Result<&'s Secret<String>, Reply> {
+    secret_in_force(setting, key)
+        .map_err(unopenable)?
+        .ok_or_else(|| failure(StatusCode::BAD_REQUEST, format!("{key} is not set for this application")))
+}
+
+/// The answer when a secret a call needs does not open on this box.
+fn unopenable(reason: Reason) -> Reply {
+    failure(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}: enter it again in the settings"))
+}
 
 struct AppApi<'a> {
     call: &'a Call,
@@ -187,10 +201,8 @@ impl AppApi<'_> {
         let (expiry, kind) = (self.expire_date_param()?, self.action_param()?);
         let expire_date = expiry.date;
         let settings = &self.call.settings;
-        let secret = settings.apps.get(self.app).map(|a| a.jwt_stream_secret_key.clone()).unwrap_or_default();
-        if !secret.is_set() {
-            return Err(failure(StatusCode::BAD_REQUEST, "jwtStreamSecretKey is not set for this application"));
-        }
+        let Some(app) = settings.apps.get(self.app) else { return Err(not_found()) };
+        let secret = app_secret(&app.jwt_stream_secret_key, "jwtStreamSecretKey")?;
         let claims = json!({ "streamId": stream_id, "type": kind.as_str(), "exp": expire_date });
         let key = jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes());
         let jwt = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
@@ -206,10 +218,8 @@ impl AppApi<'_> {
         let expire_date = expiry.date;
         let settings = &self.call.settings;
         let Some(app) = settings.apps.get(self.app) else { return Err(not_found()) };
-        if !app.token_hash_secret.is_set() {
-            return Err(failure(StatusCode::BAD_REQUEST, "tokenHashSecret is not set for this application"));
-        }
-        let hash = HashTokens::new(&app.token_hash_secret, app.token_hash_format).make(&stream_id, kind, expire_date);
+        let secret = app_secret(&app.token_hash_secret, "tokenHashSecret")?;
+        let hash = HashTokens::new(secret, app.token_hash_format).make(&stream_id, kind, expire_date);
         Ok(json(StatusCode::OK, &token_json(&hash, &stream_id, &expiry, kind, None)))
     }
 
@@ -281,13 +291,13 @@ impl AppApi<'_> {
             },
             None => {
                 let action = self.action_param()?;
-                let secret = match action {
-                    Action::Publish => &app.time_token_secret_for_publish,
-                    Action::Play => &app.time_token_secret_for_play,
+                let (setting, name) = match action {
+                    Action::Publish => (&app.time_token_secret_for_publish, "timeTokenSecretForPublish"),
+                    Action::Play => (&app.time_token_secret_for_play, "timeTokenSecretForPlay"),
                 };
-                if !secret.is_set() {
+                let Some(secret) = secret_in_force(setting, name).map_err(unopenable)? else {
                     return Err(failure(StatusCode::NOT_FOUND, format!("no subscriber {sid:?} for stream {id:?}")));
-                }
+                };
                 let key = totp::derived_key(&totp::app_key(secret.expose().as_bytes()), sid, id, action);
                 totp::code_at(&key, now, u64::from(app.time_token_period))
             }

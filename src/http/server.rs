@@ -13,7 +13,7 @@ use crate::security::audit::AuditEvent;
 use crate::security::ip_filter::{address_block, dashboard_allowed, rest_allowed};
 use crate::security::jwks::ApiJwt;
 use crate::security::jwt::Hs256;
-use crate::security::{Action, Now, Reason};
+use crate::security::{Action, Now, Reason, keyed};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -297,9 +297,11 @@ fn server_access(call: &Call, settings: &Settings, http: &Http) -> Result<(), Re
     }
     let server = &settings.server;
     match presented_server_jwt(&call.headers) {
-        Some(jwt) if server.jwt_server_control_enabled => Hs256::new(&server.jwt_server_secret_key)
-            .check_api(jwt, http.now().unix)
-            .map_err(|reason| refuse(call, "", StatusCode::UNAUTHORIZED, &format!("server JWT: {reason}"), http)),
+        Some(jwt) if server.jwt_server_control_enabled => {
+            keyed(&server.jwt_server_secret_key, "server.jwtServerSecretKey", Hs256::new)
+                .and_then(|hs256| hs256.check_api(jwt, http.now().unix))
+                .map_err(|reason| refuse(call, "", refusal_status(&reason), &format!("server JWT: {reason}"), http))
+        }
         _ => Err(refuse(call, "", StatusCode::UNAUTHORIZED, "login required", http)),
     }
 }
@@ -320,7 +322,17 @@ async fn app_access(call: &Call, app: &str, app_settings: &AppSettings, http: &H
     check
         .verify(jwt, http.now())
         .await
-        .map_err(|reason| refuse(call, app, StatusCode::UNAUTHORIZED, &reason.to_string(), http))
+        .map_err(|reason| refuse(call, app, refusal_status(&reason), &reason.to_string(), http))
+}
+
+/// How a refused JWT is answered: 401, or 503 when the key that checks it is sealed and does
+/// not open on this box (the box cannot check any token until the secret is entered again; a
+/// panel login still reaches the settings).
+pub fn refusal_status(reason: &Reason) -> StatusCode {
+    match reason {
+        Reason::SecretUnopenable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNAUTHORIZED,
+    }
 }
 
 /// `None` without a valid login cookie; with one, whether the call may go on (a change needs

@@ -9,7 +9,7 @@ use super::server::{Call, Http, audit, https_port, refuse};
 use crate::config::changes::Target;
 use crate::config::keys::{APP_KEYS, KeyDef, SERVER_KEYS};
 use crate::config::values::{Port, SettingValue};
-use crate::config::{Invalid, Problem};
+use crate::config::{Invalid, Problem, SecretSetting};
 use crate::store::StoreError;
 use http::{Method, StatusCode, header};
 use serde::Deserialize;
@@ -37,7 +37,10 @@ pub async fn handle(call: &Call, rest: &[&str], http: &Http) -> Reply {
         ("GET", ["users", "session"]) => Ok(session(call, http)),
         ("GET", ["applications"]) => Ok(applications(http)),
         ("GET", ["settings-schema"]) => Ok(schema()),
-        ("GET", ["server-settings"]) => Ok(json(StatusCode::OK, &settings_json(&call.settings.server.rendered()))),
+        ("GET", ["server-settings"]) => {
+            let server = &call.settings.server;
+            Ok(json(StatusCode::OK, &settings_json(&server.rendered(), &server.secrets())))
+        }
         ("PUT", ["server-settings"]) => change_settings(call, Target::Server, SERVER_KEYS, http).await,
         ("GET", ["applications", "settings", app]) => app_settings(app, http),
         ("PUT", ["applications", "settings", app]) => {
@@ -204,9 +207,19 @@ fn kind(def: &KeyDef) -> &'static str {
     }
 }
 
-/// Settings as one JSON object keyed by property name; a secret shows `***` when set, `""` when not.
-fn settings_json(rendered: &[(&'static KeyDef, String)]) -> Value {
+/// The key of a settings answer that lists the secrets that are set but do not open on this
+/// box, with why (`{"tokenHashSecret": "..."}`); a change that sends it back ignores it.
+pub const UNOPENABLE_SECRETS: &str = "unopenableSecrets";
+
+/// Settings as one JSON object keyed by property name; a secret shows `***` when set, `""` when
+/// not, and [`UNOPENABLE_SECRETS`] names those that are set but do not open.
+fn settings_json(rendered: &[(&'static KeyDef, String)], secrets: &[(&'static KeyDef, &SecretSetting)]) -> Value {
     let mut object = Map::new();
+    let unopenable: Map<String, Value> = secrets
+        .iter()
+        .filter_map(|(def, secret)| Some((def.key.to_string(), Value::from(secret.unopenable()?))))
+        .collect();
+    object.insert(UNOPENABLE_SECRETS.to_string(), Value::Object(unopenable));
     for (def, text) in rendered {
         let value = match kind(def) {
             "bool" => Value::Bool(text == "true"),
@@ -222,7 +235,7 @@ fn app_settings(app: &str, http: &Http) -> Answer {
     let settings = http.state.settings.now();
     let app =
         settings.apps.get(app).ok_or_else(|| failure(StatusCode::NOT_FOUND, format!("no application {app:?}")))?;
-    Ok(json(StatusCode::OK, &settings_json(&app.rendered())))
+    Ok(json(StatusCode::OK, &settings_json(&app.rendered(), &app.secrets())))
 }
 
 /// Writes the settings of the body (a JSON object keyed by property name) to `target`; a
@@ -230,7 +243,7 @@ fn app_settings(app: &str, http: &Http) -> Answer {
 async fn change_settings(call: &Call, target: Target, table: &[KeyDef], http: &Http) -> Answer {
     let body: Map<String, Value> = parse_body(&call.body)?;
     let mut values = Vec::new();
-    for (key, value) in body {
+    for (key, value) in body.into_iter().filter(|(key, _)| key != UNOPENABLE_SECRETS) {
         let secret = table.iter().find(|d| d.answers_to(&key)).is_some_and(|d| d.secret);
         let text = match value {
             Value::Bool(b) => b.to_string(),

@@ -52,13 +52,13 @@ pub struct State {
 
 impl State {
     /// Every secret kept on disk that does not open, for the system status: the data keys that
-    /// did not, the TLS key, and the datastores' secrets.
+    /// did not, the TLS key, the secret settings and the datastores' secrets.
     pub fn unopenable(&self) -> Vec<Unopenable> {
         let place = format!("data.dir/{}", keyring::DIR);
         let data_key = |why: &String| Unopenable { place: place.clone(), key: "a data key".into(), why: why.clone() };
         let mut list: Vec<Unopenable> = self.keyring.status().problems.iter().map(data_key).collect();
         list.extend(self.tls_key.clone());
-        // The secret settings (Settings::unopenable) join the list here.
+        list.extend(self.settings.now().unopenable());
         list.extend(self.stores.values().flat_map(|store| store.unopenable()));
         list
     }

@@ -5,7 +5,7 @@
 //! the cached keys.
 
 use super::jwt::{Hs256, check_times, signature_only, undecodable, verify_signature};
-use super::{Now, Reason};
+use super::{Now, Reason, keyed};
 use crate::config::AppSettings;
 use crate::config::values::HttpUrl;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
@@ -36,6 +36,8 @@ pub enum ApiJwt {
     Secret(Hs256),
     /// RS256/ES256 with the keys of jwksURL.
     Jwks(JwksKeys),
+    /// jwtSecretKey is sealed and does not open: every call is refused with this reason.
+    Unopenable(Reason),
 }
 
 impl ApiJwt {
@@ -46,7 +48,10 @@ impl ApiJwt {
         }
         Some(match &app.jwks_url {
             Some(url) => ApiJwt::Jwks(JwksKeys::new(url.clone(), source.clone())),
-            None => ApiJwt::Secret(Hs256::new(&app.jwt_secret_key)),
+            None => match keyed(&app.jwt_secret_key, "jwtSecretKey", Hs256::new) {
+                Ok(hs256) => ApiJwt::Secret(hs256),
+                Err(reason) => ApiJwt::Unopenable(reason),
+            },
         })
     }
 
@@ -55,6 +60,7 @@ impl ApiJwt {
         match self {
             ApiJwt::Secret(hs256) => hs256.check_api(token, now.unix),
             ApiJwt::Jwks(keys) => keys.verify(token, now).await,
+            ApiJwt::Unopenable(reason) => Err(reason.clone()),
         }
     }
 }

@@ -30,6 +30,7 @@ pub use credentials::Credentials;
 pub use pipeline::{CommitPlan, Pipeline, WebhookPending};
 
 use crate::clock::Clock;
+use crate::config::SecretSetting;
 use crate::secrets::Secret;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -254,6 +255,32 @@ pub enum Reason {
     /// failed): refused rather than admitted with a token a power cut could bring back.
     #[error("one-time token not consumed: the datastore cannot be written")]
     StoreUnavailable,
+    /// The secret the check needs (the setting named) is sealed and does not open on this box:
+    /// refused (fail closed) until it is entered again. The box's fault: counts for no lockout.
+    #[error("{0} cannot be opened")]
+    SecretUnopenable(&'static str),
+}
+
+/// The secret setting `key` in force: `Ok(None)` when unset, [`Reason::SecretUnopenable`] when
+/// it is sealed and does not open (never taken as unset).
+pub fn secret_in_force<'a>(
+    setting: &'a SecretSetting,
+    key: &'static str,
+) -> Result<Option<&'a Secret<String>>, Reason> {
+    setting.in_force().map_err(|_| Reason::SecretUnopenable(key))
+}
+
+/// What `make` builds of the secret setting `key` (an unset one builds with an empty key, which
+/// the settings' rules never let an enabled mechanism have), or why it cannot be built.
+pub fn keyed<T>(
+    setting: &SecretSetting,
+    key: &'static str,
+    make: impl FnOnce(&Secret<String>) -> T,
+) -> Result<T, Reason> {
+    Ok(match secret_in_force(setting, key)? {
+        Some(secret) => make(secret),
+        None => make(&Secret::default()),
+    })
 }
 
 /// How far ahead a grant's expiry still ends its session: 100 years, in seconds.

@@ -11,9 +11,9 @@ use super::store::{SecurityStore, SubscriberKey};
 use super::totp::{self, ReplayError, ReplayGuard};
 use super::totp_throttle::{self, TotpThrottle};
 use super::webhook::WebhookAnswer;
-use super::{AccessRequest, Action, Decision, Grant, Reason, Step, Verdict, ip_filter};
+use super::{AccessRequest, Action, Decision, Grant, Reason, Step, Verdict, ip_filter, keyed, secret_in_force};
 use crate::config::values::HttpUrl;
-use crate::config::{AppSettings, Settings};
+use crate::config::{AppSettings, SecretSetting, Settings};
 use crate::secrets::Secret;
 use ring::hmac;
 use std::collections::HashMap;
@@ -22,20 +22,22 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 /// One application's settings, compiled: keys made once, not per request.
 struct AppPolicy {
     settings: AppSettings,
-    hash: HashTokens,
-    stream_jwt: Hs256,
-    totp_publish_key: Option<hmac::Key>,
-    totp_play_key: Option<hmac::Key>,
+    hash: Result<HashTokens, Reason>,
+    stream_jwt: Result<Hs256, Reason>,
+    totp_publish_key: Result<Option<hmac::Key>, Reason>,
+    totp_play_key: Result<Option<hmac::Key>, Reason>,
     store: Arc<dyn SecurityStore>,
 }
 
 impl AppPolicy {
     fn new(settings: &AppSettings, store: Arc<dyn SecurityStore>) -> Self {
         AppPolicy {
-            hash: HashTokens::new(&settings.token_hash_secret, settings.token_hash_format),
-            stream_jwt: Hs256::new(&settings.jwt_stream_secret_key),
-            totp_publish_key: app_totp_key(&settings.time_token_secret_for_publish),
-            totp_play_key: app_totp_key(&settings.time_token_secret_for_play),
+            hash: keyed(&settings.token_hash_secret, "tokenHashSecret", |secret| {
+                HashTokens::new(secret, settings.token_hash_format)
+            }),
+            stream_jwt: keyed(&settings.jwt_stream_secret_key, "jwtStreamSecretKey", Hs256::new),
+            totp_publish_key: app_totp_key(&settings.time_token_secret_for_publish, "timeTokenSecretForPublish"),
+            totp_play_key: app_totp_key(&settings.time_token_secret_for_play, "timeTokenSecretForPlay"),
             settings: settings.clone(),
             store,
         }
@@ -55,11 +57,12 @@ impl AppPolicy {
         }
     }
 
-    /// Whether TOTP is on for `action`, with the application's key for unregistered subscribers.
-    fn totp(&self, action: Action) -> Option<Option<&hmac::Key>> {
+    /// Whether TOTP is on for `action`, with the application's key for unregistered subscribers
+    /// (or why it cannot be opened).
+    fn totp(&self, action: Action) -> Option<&Result<Option<hmac::Key>, Reason>> {
         match action {
-            Action::Publish => self.settings.enable_time_token_for_publish.then_some(self.totp_publish_key.as_ref()),
-            Action::Play => self.settings.enable_time_token_for_play.then_some(self.totp_play_key.as_ref()),
+            Action::Publish => self.settings.enable_time_token_for_publish.then_some(&self.totp_publish_key),
+            Action::Play => self.settings.enable_time_token_for_play.then_some(&self.totp_play_key),
         }
     }
 
@@ -239,7 +242,7 @@ impl Pipeline {
             return Step::Decided(Verdict::Deny(self.refuse(&request, Reason::UnknownApp)));
         };
         match self.local_checks(policy, &request) {
-            Err(reason @ Reason::SubscriberKeyUnopenable(_)) => {
+            Err(reason @ (Reason::SubscriberKeyUnopenable(_) | Reason::SecretUnopenable(_))) => {
                 // The box's fault, not the client's: counts for no lockout.
                 self.record(&request, Err(&reason));
                 Step::Decided(Verdict::Deny(reason))
@@ -364,7 +367,8 @@ impl Pipeline {
 
         if policy.hash_on(r.action) {
             let hash = creds.hash.as_ref().or(spare_token).ok_or(Reason::HashMissing)?;
-            let expiry = policy.hash.check(&r.stream_id, r.action, hash.expose(), creds.expire_date.as_deref(), now)?;
+            let hash_tokens = policy.hash.as_ref().map_err(Clone::clone)?;
+            let expiry = hash_tokens.check(&r.stream_id, r.action, hash.expose(), creds.expire_date.as_deref(), now)?;
             grant.limit(expiry);
             grant.admitted_by.push("hash token");
         }
@@ -396,7 +400,8 @@ impl Pipeline {
                     (key, subscriber.period.unwrap_or(app.time_token_period))
                 }
                 None => {
-                    let app_key = app_key.ok_or(Reason::SubscriberUnknown)?;
+                    let app_key = app_key.as_ref().map_err(Clone::clone)?;
+                    let app_key = app_key.as_ref().ok_or(Reason::SubscriberUnknown)?;
                     (totp::derived_key(app_key, subscriber_id, &r.stream_id, r.action), app.time_token_period)
                 }
             };
@@ -420,7 +425,8 @@ impl Pipeline {
 
         if policy.jwt_on(r.action) {
             let jwt = creds.jwt.as_ref().or(spare_token).ok_or(Reason::JwtMissing)?;
-            let expiry = policy.stream_jwt.check_stream(jwt.expose(), &r.stream_id, r.action, now)?;
+            let stream_jwt = policy.stream_jwt.as_ref().map_err(Clone::clone)?;
+            let expiry = stream_jwt.check_stream(jwt.expose(), &r.stream_id, r.action, now)?;
             grant.limit(expiry);
             grant.admitted_by.push("stream JWT");
         }
@@ -473,8 +479,9 @@ fn compile(settings: &Settings, store_of: impl Fn(&str) -> Arc<dyn SecurityStore
     settings.apps.iter().map(|(name, app)| (name.clone(), AppPolicy::new(app, store_of(name)))).collect()
 }
 
-fn app_totp_key(secret: &Secret<String>) -> Option<hmac::Key> {
-    secret.is_set().then(|| totp::app_key(secret.expose().as_bytes()))
+/// The application's TOTP key for unregistered subscribers, from the secret setting `key`.
+fn app_totp_key(setting: &SecretSetting, key: &'static str) -> Result<Option<hmac::Key>, Reason> {
+    Ok(secret_in_force(setting, key)?.map(|secret| totp::app_key(secret.expose().as_bytes())))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -487,6 +494,7 @@ mod tests {
     //! once, and each is polled once.
 
     use super::*;
+    use crate::config::values::SettingValue;
     use crate::security::store::{OneTimeToken, Subscriber};
     use crate::security::{Credentials, Now, Protocol, Verdict};
     use std::future::Future;
@@ -549,7 +557,7 @@ mod tests {
         let app = settings.apps.get_mut(crate::config::DEFAULT_APP).expect("LiveApp");
         app.publish_token_control_enabled = true;
         app.enable_time_token_for_publish = true;
-        app.time_token_secret_for_publish = Secret::new("totp-secret".into());
+        app.time_token_secret_for_publish = SecretSetting::clear("totp-secret");
         let store: Arc<dyn SecurityStore> = store;
         Pipeline::new(&settings, |_| store.clone(), Arc::new(Audit::in_memory()))
     }
@@ -659,5 +667,36 @@ mod tests {
             audited(&pipeline),
             vec![(false, "one-time token not consumed: the datastore cannot be written".to_string())]
         );
+    }
+
+    #[test]
+    fn a_secret_that_does_not_open_refuses_with_its_name_and_locks_no_one_out() {
+        let keyring = crate::secrets::Keyring::ephemeral();
+        let moved = keyring.seal("elsewhere", b"totp-secret").unwrap();
+        let mut settings = crate::config::load(None).expect("defaults").settings;
+        settings.server.lockout_failures = 1;
+        let app = settings.apps.get_mut(crate::config::DEFAULT_APP).expect("LiveApp");
+        app.enable_time_token_for_publish = true;
+        app.publish_jwt_control_enabled = true;
+        app.time_token_secret_for_publish = SecretSetting::parse(&moved).unwrap();
+        app.jwt_stream_secret_key = SecretSetting::parse(&moved).unwrap();
+        settings.open_secrets(&keyring);
+        let store: Arc<dyn SecurityStore> = Tokens::with(&[], false);
+        let pipeline = Pipeline::new(&settings, |_| store.clone(), Arc::new(Audit::in_memory()));
+        for _ in 0..3 {
+            let Step::Decided(Verdict::Deny(reason)) = pipeline.check(request("", "cam1")) else {
+                panic!("an unopenable TOTP key must refuse");
+            };
+            assert_eq!(reason, Reason::SecretUnopenable("timeTokenSecretForPublish"));
+            assert_eq!(reason.to_string(), "timeTokenSecretForPublish cannot be opened");
+        }
+
+        let app = settings.apps.get_mut(crate::config::DEFAULT_APP).expect("LiveApp");
+        app.enable_time_token_for_publish = false;
+        pipeline.reconfigure(&settings, |_| store.clone());
+        let mut jwt = request("", "cam1");
+        jwt.credentials = Credentials::from_query("jwt=a.b.c");
+        let Step::Decided(Verdict::Deny(reason)) = pipeline.check(jwt) else { panic!("must refuse") };
+        assert_eq!(reason, Reason::SecretUnopenable("jwtStreamSecretKey"), "not locked out: the box's fault");
     }
 }

@@ -172,6 +172,7 @@ pub mod jwk;
 pub mod leaks;
 pub mod peer;
 pub mod rest;
+pub mod sealed;
 pub mod security;
 pub mod swtpm;
 pub mod tls;

@@ -106,8 +106,11 @@ impl Fixture {
 
     /// The hash token for `stream` and `action`, URL-escaped.
     pub fn hash(&self, stream: &str, action: Action, expire_date: u64) -> String {
-        let hash =
-            HashTokens::new(&self.app.token_hash_secret, self.app.token_hash_format).make(stream, action, expire_date);
+        let hash = HashTokens::new(
+            self.app.token_hash_secret.opened().expect("tokenHashSecret in force"),
+            self.app.token_hash_format,
+        )
+        .make(stream, action, expire_date);
         hash.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
     }
 
@@ -117,6 +120,7 @@ impl Fixture {
             Action::Publish => &self.app.time_token_secret_for_publish,
             Action::Play => &self.app.time_token_secret_for_play,
         };
+        let secret = secret.opened().expect("TOTP secret in force");
         let key = totp::derived_key(&totp::app_key(secret.expose().as_bytes()), subscriber, stream, action);
         totp::code_at(&key, self.now(), u64::from(self.app.time_token_period))
     }

@@ -294,13 +294,14 @@ async function loadSettings() {
   const values = (await api("GET", settingsPath())).body;
   const defs = state.schema[state.settingsTarget === "app" ? "app" : "server"];
   const form = $("settings-form");
-  form.replaceChildren(...defs.map((def) => settingRow(def, values[def.key])));
+  const unopenable = values.unopenableSecrets || {};
+  form.replaceChildren(...defs.map((def) => settingRow(def, values[def.key], unopenable[def.key])));
   $("settings-status").textContent = "";
   $("tab-app").classList.toggle("active", state.settingsTarget === "app");
   $("tab-server").classList.toggle("active", state.settingsTarget !== "app");
 }
 
-function settingRow(def, value) {
+function settingRow(def, value, unopenable) {
   const row = el("div", null, "row");
   row.dataset.key = def.key;
   const name = el("label", null, "key");
@@ -315,6 +316,7 @@ function settingRow(def, value) {
     input.type = def.kind === "secret" ? "password" : def.kind === "number" ? "number" : "text";
     input.value = value === undefined || value === null ? "" : String(value);
     if (def.kind === "secret") input.placeholder = value === "***" ? "set (type to replace)" : "not set";
+    if (def.kind === "secret" && unopenable) input.placeholder = "cannot be opened on this box: type it again";
     if (def.kind === "secret" && value === "***") input.value = "";
   }
   input.id = `setting-${def.key}`;
@@ -322,6 +324,7 @@ function settingRow(def, value) {
   input.dataset.original = input.value;
   name.htmlFor = input.id;
   row.append(name, input, el("div", def.doc, "doc"));
+  if (unopenable) row.append(el("div", `cannot be opened: ${unopenable}`, "problem"));
   if (def.restart) row.append(el("div", "takes effect after a restart", "restart"));
   return row;
 }
