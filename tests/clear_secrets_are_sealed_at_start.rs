@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::leaks::{files_holding, forms};
 use common::rest::Rest;
-use common::sealed::{files_holding, publish_with_hash, wait_event};
+use common::sealed::{publish_with_hash, wait_event};
 use common::security::jwt;
 use common::{ConfigDir, Daemon};
 use rampart::clock::{Clock, SystemClock};
@@ -55,7 +56,7 @@ fn clear_secrets_are_sealed_once_and_keep_working() {
     assert!(server_file.contains("server.jwtServerSecretKey=sealed:v1:"), "{server_file}");
     assert!(server_file.contains("# last line\nlogLevel=INFO"), "{server_file}");
     for secret in [HASH_SECRET, SERVER_SECRET] {
-        assert_eq!(files_holding(config.path(), secret), Vec::<std::path::PathBuf>::new(), "{secret} in clear");
+        assert_eq!(files_holding(config.path(), &forms(secret.as_bytes())), Vec::new(), "{secret} in clear");
     }
 
     assert!(publish_with_hash(rtmp, "before", HASH_SECRET).wait());

@@ -4,8 +4,9 @@
 
 mod common;
 
+use common::leaks::{files_holding, forms};
 use common::rest::Rest;
-use common::sealed::{files_holding, publish_with_hash, wait_event};
+use common::sealed::{publish_with_hash, wait_event};
 use common::{ConfigDir, Daemon};
 
 const SECRET: &str = "api-entered-hash-secret-5c1d";
@@ -26,7 +27,7 @@ fn a_secret_set_through_the_api_is_written_sealed_and_works() {
     let file = std::fs::read_to_string(config.file("apps/LiveApp.properties")).unwrap();
     assert!(file.contains("# publishers need a hash token\n"), "{file}");
     assert!(file.contains("tokenHashSecret=sealed:v1:"), "{file}");
-    assert_eq!(files_holding(config.path(), SECRET), Vec::<std::path::PathBuf>::new(), "the secret in clear");
+    assert_eq!(files_holding(config.path(), &forms(SECRET.as_bytes())), Vec::new(), "the secret in clear");
 
     let shown = panel.get("/rest/v2/applications/settings/LiveApp");
     assert_eq!(shown.json()["tokenHashSecret"], "***", "{}", shown.body);

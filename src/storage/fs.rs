@@ -32,6 +32,12 @@ pub trait Fs: Send + Sync {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
 }
 
+/// Opens the character device `path` (a TPM) for reading and writing. Blocking, and a command
+/// sent there may take long: for jobs on the storage worker only.
+pub fn open_device(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::File::options().read(true).write(true).open(path)
+}
+
 /// Writes `bytes` as `path` (replacing what was there), readable by its owner only, and makes it
 /// durable: for the files that are not framed by the atomic writer because people and other
 /// programs read them as they are (the setup code, the device certificate and key).

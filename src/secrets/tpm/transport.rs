@@ -4,6 +4,7 @@
 use super::TpmDevice;
 use super::error::TpmError;
 use super::wire::{HEADER, MAX_RESPONSE};
+use crate::storage::fs::open_device;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -24,7 +25,7 @@ pub fn open(device: &TpmDevice) -> Result<Box<dyn Transport>, TpmError> {
     let unreachable = |e: std::io::Error| TpmError::Unreachable(format!("{}: {e}", device.render()));
     match device {
         TpmDevice::Device(path) => {
-            let file = File::options().read(true).write(true).open(path).map_err(unreachable)?;
+            let file = open_device(path).map_err(unreachable)?;
             Ok(Box::new(CharDevice(file)))
         }
         TpmDevice::Swtpm { host, port } => {
