@@ -305,9 +305,15 @@ pub async fn start(
 /// The box's data keys, opened (or made) by the store `secrets.store` names, on the storage
 /// worker: a TPM command blocks. Says which store holds them, and what did not open.
 async fn open_keyring(server: &ServerSettings, storage: &Storage) -> Result<Keyring, AppError> {
-    let store = secrets::store_for(server.secrets_store, &server.secrets_tpm_device, server.secrets_pcr_policy.clone());
+    let (choice, device, pcrs) =
+        (server.secrets_store, server.secrets_tpm_device.clone(), server.secrets_pcr_policy.clone());
     let (data_dir, fs) = (server.data_dir.clone(), storage.fs());
-    let keyring = storage.run(move || Keyring::load(store.as_ref(), fs.as_ref(), &data_dir, Mint::IfNoneOpens)).await?;
+    let keyring = storage
+        .run(move || {
+            let store = secrets::store_for(choice, &device, pcrs, fs.as_ref(), &data_dir);
+            Keyring::load(store.as_ref(), fs.as_ref(), &data_dir, Mint::IfNoneOpens)
+        })
+        .await?;
     let status = keyring.status();
     match status.hardware {
         true => log::info!("secrets: sealed by {}", status.store),

@@ -142,19 +142,25 @@ pub fn check_config(dir: Option<&std::path::Path>) -> bool {
     }
 }
 
-/// Opens the sealed secrets with the box's keyring, read-only (no data key is made), and
-/// reports each that does not open (an error) and each written in clear, which the next start
-/// seals (a warning). Returns whether every sealed secret opens.
+/// Opens the box's keyring read-only (no data key is made) and says what seals it (a comment on
+/// standard output) and each data key that does not open (an error); then opens the sealed
+/// secrets with it and reports each that does not open (an error) and each written in clear,
+/// which the next start seals (a warning). Returns whether every data key and sealed secret opens.
 fn check_secrets(mut settings: Settings) -> bool {
-    let any_set = settings.secrets().iter().any(|file| file.secrets.iter().any(|(_, s)| s.is_set()));
-    if !any_set {
-        return true;
-    }
     let server = &settings.server;
-    let store = secrets::store_for(server.secrets_store, &server.secrets_tpm_device, server.secrets_pcr_policy.clone());
+    let (choice, device, pcrs) = (server.secrets_store, &server.secrets_tpm_device, server.secrets_pcr_policy.clone());
+    let store = secrets::store_for(choice, device, pcrs, &RealFs, &server.data_dir);
     let keyring = Keyring::load(store.as_ref(), &RealFs, &server.data_dir, Mint::Never);
-    settings.open_secrets(&keyring);
+    let status = keyring.status();
+    let fresh = !status.ready && status.problems.is_empty();
+    let made = if fresh { " (no data key yet: the first start makes one)" } else { "" };
+    println!("# secrets: sealed by {}{made}", status.store);
     let mut valid = true;
+    for problem in &status.problems {
+        eprintln!("error: secrets: {problem}");
+        valid = false;
+    }
+    settings.open_secrets(&keyring);
     for config::FileSecrets { place, secrets, .. } in settings.secrets() {
         for (def, secret) in secrets {
             let key = def.key;

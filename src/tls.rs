@@ -156,11 +156,20 @@ fn read(fs: &dyn Fs, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, TlsError
     fs.read(path).map(|bytes| bytes.map(Zeroizing::new)).map_err(|e| failed(path, e))
 }
 
-/// Where `path` is kept aside when its key does not open.
-fn aside(path: &Path) -> PathBuf {
+/// `path` with `suffix` after its name.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(UNOPENED);
+    name.push(suffix);
     PathBuf::from(name)
+}
+
+/// The first of `.unopened`, `.unopened.2`, ... under which neither file of the pair has a copy
+/// kept aside yet: a key kept aside is never overwritten (moved back to its TPM, it opens).
+/// Blocking: it looks at the directory.
+fn aside_suffix(files: &DeviceFiles) -> String {
+    let free = |suffix: &String| [&files.key, &files.cert].iter().all(|path| !suffixed(path, suffix).exists());
+    let suffixes = std::iter::once(UNOPENED.to_string()).chain((2..=u32::MAX).map(|n| format!("{UNOPENED}.{n}")));
+    suffixes.into_iter().find(free).unwrap_or_else(|| UNOPENED.to_string())
 }
 
 fn failed(path: &Path, e: std::io::Error) -> TlsError {
@@ -198,16 +207,18 @@ fn device_certificate(data_dir: &Path, fs: &dyn Fs, keyring: &Keyring) -> Result
                 let why = format!("no data key is open ({why}); RTMPS and HTTPS are not served until it opens");
                 return Ok(refused(&files.key, "the device TLS key", why));
             }
-            Err(e) => Some(e),
+            Err(e) => Some(e.to_string()),
         },
+        (None, None, Some(_)) => Some("its certificate is missing".to_string()),
         _ => None,
     };
+    let suffix = aside_suffix(&files);
     if let Some(e) = &did_not_open {
-        for path in [&files.key, &files.cert] {
-            fs.rename(path, &aside(path)).map_err(|e| failed(path, e))?;
+        for path in [&files.key, &files.cert].into_iter().filter(|path| path.exists()) {
+            fs.rename(path, &suffixed(path, &suffix)).map_err(|e| failed(path, e))?;
         }
         log::error!(
-            "TLS: the device TLS key ({}) does not open: {e}; it is kept aside as {DEVICE_KEY}{UNOPENED}, and a new \
+            "TLS: the device TLS key ({}) does not open: {e}; it is kept aside as {DEVICE_KEY}{suffix}, and a new \
              device certificate is made: clients that pinned the old one will see a new one",
             files.key.display()
         );
@@ -223,7 +234,7 @@ fn device_certificate(data_dir: &Path, fs: &dyn Fs, keyring: &Keyring) -> Result
         place: files.key.display().to_string(),
         key: "the device TLS key".to_string(),
         why: format!(
-            "{e}; a new device certificate was made (the old pair is kept as {DEVICE_KEY}{UNOPENED}): clients that \
+            "{e}; a new device certificate was made (the old pair is kept as {DEVICE_KEY}{suffix}): clients that \
              pinned the old certificate must trust the new one"
         ),
     });
@@ -319,6 +330,29 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join(DEVICE_CERT)).unwrap(), first, "kept across starts");
         assert_eq!(std::fs::read_to_string(dir.path().join(DEVICE_KEY)).unwrap(), sealed, "not sealed again");
         assert!(!dir.path().join("device-key.sealed.new").exists(), "no temporary file left");
+    }
+
+    #[test]
+    fn a_key_kept_aside_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = settings(dir.path());
+        server_config(&server, &RealFs, &Keyring::ephemeral()).unwrap();
+        let first = std::fs::read(dir.path().join(DEVICE_KEY)).unwrap();
+        // On another box (another data key), then on a third: each pair that does not open is
+        // kept aside under a name of its own.
+        let moved = server_config(&server, &RealFs, &Keyring::ephemeral()).unwrap();
+        assert!(moved.config.is_some() && moved.unopenable.is_some());
+        let second = std::fs::read(dir.path().join(DEVICE_KEY)).unwrap();
+        server_config(&server, &RealFs, &Keyring::ephemeral()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(format!("{DEVICE_KEY}{UNOPENED}"))).unwrap(), first);
+        assert_eq!(std::fs::read(dir.path().join(format!("{DEVICE_KEY}{UNOPENED}.2"))).unwrap(), second);
+        assert!(dir.path().join(format!("{DEVICE_CERT}{UNOPENED}.2")).exists());
+
+        // A sealed key whose certificate is gone is kept aside too.
+        std::fs::remove_file(dir.path().join(DEVICE_CERT)).unwrap();
+        let third = std::fs::read(dir.path().join(DEVICE_KEY)).unwrap();
+        server_config(&server, &RealFs, &Keyring::ephemeral()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(format!("{DEVICE_KEY}{UNOPENED}.3"))).unwrap(), third);
     }
 
     #[test]

@@ -38,7 +38,6 @@ fn another_tpm_refuses_the_data_key_and_names_the_integrity_failure() {
     let tpm_blob = &blob[b"rampart datakey v1\n\x03tpm".len()..];
     let error = store(&other).unseal(tpm_blob).unwrap_err();
     assert!(matches!(&error, KeyError::Refused(why) if why.contains("TPM_RC_INTEGRITY")), "{error}");
-    println!("another TPM: {error}");
 
     let home = Keyring::load(&store(&own), &RealFs, data.path(), Mint::Never);
     assert_eq!(home.open("jwtSecretKey", &sealed).unwrap().clear.as_slice(), b"a very secret key");

@@ -46,11 +46,6 @@ fn an_extended_pcr_refuses_the_data_key() {
         );
         assert!(refused.open("tokenHashSecret", &sealed).is_err());
     }
-    println!(
-        "after the extend: {}",
-        Keyring::load(&store(&swtpm), &RealFs, data.path(), Mint::Never).status().problems[0]
-    );
-
     // Another PCR changing does not matter.
     swtpm.restart();
     swtpm.extend_pcr(8);

@@ -22,7 +22,6 @@ fn a_truncated_or_altered_blob_is_an_error() {
     let file = std::fs::read(&path).unwrap();
     let blob = file.strip_prefix(HEADER).expect("a tpm data key file");
 
-    let mut seen = std::collections::BTreeSet::new();
     for len in 0..blob.len() {
         match store.unseal(&blob[..len]) {
             Err(KeyError::Corrupt(why)) => assert!(why.starts_with("the sealed data key: "), "{why}"),
@@ -33,14 +32,11 @@ fn a_truncated_or_altered_blob_is_an_error() {
         let mut altered = blob.to_vec();
         altered[at] ^= 0x41;
         match store.unseal(&altered) {
-            Err(KeyError::Corrupt(why) | KeyError::Refused(why)) => {
-                seen.insert(why.split(" (").next().unwrap_or_default().to_string());
-            }
+            // The TPM refuses an altered object (its integrity or a parameter), or our parser does.
+            Err(KeyError::Corrupt(why) | KeyError::Refused(why)) => assert!(!why.is_empty()),
             other => panic!("byte {at} altered: {other:?}"),
         }
     }
-    println!("{seen:#?}");
-
     std::fs::write(&path, &file[..file.len() - 3]).unwrap();
     let cut = Keyring::load(&store, &RealFs, data.path(), Mint::Never);
     assert!(cut.status().problems[0].contains("corrupt: the sealed data key: truncated"), "{:?}", cut.status());

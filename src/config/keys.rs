@@ -181,7 +181,7 @@ settings_table! {
         data_dir: PathBuf = "data.dir", default "rampart-data" [restart];
         /// What seals the data key that opens every secret on disk: auto (tpm when /dev/tpmrm0 exists, else file), tpm, or file (a key file in data.dir, not hardware-protected: weak).
         secrets_store: StoreChoice = "secrets.store", default "auto" [restart];
-        /// The TPM 2.0: a device path (the kernel's resource manager /dev/tpmrm0) or swtpm:HOST:PORT (swtpm's TCP command port, for tests).
+        /// The TPM 2.0: a device path (the kernel's resource manager /dev/tpmrm0) or swtpm:HOST:PORT (swtpm's TCP command port on this box, HOST a loopback address; for tests).
         secrets_tpm_device: TpmDevice = "secrets.tpmDevice", default "/dev/tpmrm0" [restart];
         /// PCRs the data key is bound to, such as sha256:7 (empty: none); after a firmware update the secrets must be entered again.
         secrets_pcr_policy: Option<PcrSelection> = "secrets.pcrPolicy", default "" [restart];

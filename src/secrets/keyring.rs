@@ -74,15 +74,25 @@ impl Keyring {
         let mut keys = Vec::new();
         let mut problems = Vec::new();
         let mut newest = 0;
+        // A store that could not be reached may open its keys at the next start: no new key
+        // is made in its place (it would leave secrets entered meanwhile unopenable then).
+        let mut unreachable = false;
         for (generation, path) in key_files(fs, &dir, &mut problems) {
             newest = newest.max(generation);
             match read_blob(fs, &path, store.kind()).and_then(|blob| store.unseal(&blob)) {
                 Ok(key) => keys.push(key),
-                Err(e) => problems.push(format!("{}: {e}", path.display())),
+                Err(e) => {
+                    unreachable |= matches!(e, KeyError::Unavailable(_));
+                    problems.push(format!("{}: {e}", path.display()));
+                }
             }
         }
-        if keys.is_empty() && mint == Mint::IfNoneOpens {
-            let path = dir.join(format!("{FILE_PREFIX}{}", newest + 1));
+        if keys.is_empty() && mint == Mint::IfNoneOpens && !unreachable {
+            let Some(next) = newest.checked_add(1) else {
+                problems.push(format!("{}: no generation is left for a new data key", dir.display()));
+                return Keyring { keys, status: status_of(store, false, problems) };
+            };
+            let path = dir.join(format!("{FILE_PREFIX}{next}"));
             match make_key(store, fs, &dir, &path) {
                 Ok(key) => {
                     log::info!("secrets: made a new data key, sealed by {} ({})", store.describe(), path.display());
@@ -91,16 +101,19 @@ impl Keyring {
                 Err(e) => problems.push(format!("cannot make a data key: {e}")),
             }
         }
-        let status =
-            KeyringStatus { store: store.describe(), hardware: store.hardware(), ready: !keys.is_empty(), problems };
+        let status = status_of(store, !keys.is_empty(), problems);
         Keyring { keys, status }
     }
 
-    /// A keyring with one fresh key kept nowhere, for tests.
-    #[cfg(test)]
+    /// A keyring with one fresh key kept nowhere: for what forgets everything at exit (a
+    /// datastore in memory) and for tests.
     pub fn ephemeral() -> Keyring {
-        let status = KeyringStatus { store: "memory".into(), hardware: false, ready: true, problems: Vec::new() };
-        Keyring { keys: vec![DataKey::generate().unwrap()], status }
+        let (keys, problems) = match DataKey::generate() {
+            Ok(key) => (vec![key], Vec::new()),
+            Err(e) => (Vec::new(), vec![format!("cannot make a data key: {e}")]),
+        };
+        let status = KeyringStatus { store: "memory".into(), hardware: false, ready: !keys.is_empty(), problems };
+        Keyring { keys, status }
     }
 
     /// What the store is and which keys did not open.
@@ -136,6 +149,19 @@ impl Keyring {
     }
 }
 
+fn status_of(store: &dyn SecretStore, ready: bool, problems: Vec<String>) -> KeyringStatus {
+    KeyringStatus { store: store.describe(), hardware: store.hardware(), ready, problems }
+}
+
+/// Whether a data key of `data_dir` was sealed by the `kind` of store. Blocking (it reads them).
+pub fn holds_keys_of(fs: &dyn Fs, data_dir: &Path, kind: &str) -> bool {
+    let dir = data_dir.join(DIR);
+    key_files(fs, &dir, &mut Vec::new()).iter().any(|(_, path)| {
+        let bytes = fs.read(path).ok().flatten().unwrap_or_default();
+        parse_file(&bytes).is_ok_and(|(made_by, _)| made_by == kind.as_bytes())
+    })
+}
+
 /// The key files of `dir` with their generations, oldest first.
 fn key_files(fs: &dyn Fs, dir: &Path, problems: &mut Vec<String>) -> Vec<(u32, PathBuf)> {
     let names = match fs.list(dir) {
@@ -159,15 +185,19 @@ fn read_blob(fs: &dyn Fs, path: &Path, kind: &str) -> Result<Vec<u8>, KeyError> 
         Ok(None) => return Err(KeyError::Unavailable("the file is gone".into())),
         Err(e) => return Err(KeyError::Unavailable(format!("cannot read: {e}"))),
     };
-    let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| KeyError::Corrupt("not a rampart data key file".into()))?;
-    let (&len, rest) = rest.split_first().ok_or_else(|| KeyError::Corrupt("truncated".into()))?;
-    let (made_by, blob) =
-        rest.split_at_checked(usize::from(len)).ok_or_else(|| KeyError::Corrupt("truncated".into()))?;
+    let (made_by, blob) = parse_file(&bytes)?;
     if made_by != kind.as_bytes() {
         let made_by = String::from_utf8_lossy(made_by);
         return Err(KeyError::Refused(format!("sealed by the {made_by} store, and secrets.store is now {kind}")));
     }
     Ok(blob.to_vec())
+}
+
+/// The store kind a data key file names, and its blob.
+fn parse_file(bytes: &[u8]) -> Result<(&[u8], &[u8]), KeyError> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| KeyError::Corrupt("not a rampart data key file".into()))?;
+    let (&len, rest) = rest.split_first().ok_or_else(|| KeyError::Corrupt("truncated".into()))?;
+    rest.split_at_checked(usize::from(len)).ok_or_else(|| KeyError::Corrupt("truncated".into()))
 }
 
 /// A new key, sealed by `store` and written to `path` (mode 0600, durably).

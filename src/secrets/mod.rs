@@ -77,21 +77,29 @@ impl StoreChoice {
     }
 }
 
-/// The store `choice` names: `auto` is the TPM when `secrets.tpmDevice` is the default device
-/// and it exists (or is any other device or swtpm), else the key file.
+/// The store `choice` names for the data keys of `data_dir`. `auto` is the TPM when the device
+/// `secrets.tpmDevice` names exists (swtpm is taken to exist), or when a data key there was sealed
+/// by a TPM (a TPM missing at one boot then leaves the secrets unopenable: it never silently
+/// becomes the key file); else the key file. Blocking (it looks at the device and the keys):
+/// call it from a job on the storage worker, or before the runtime starts.
 pub fn store_for(
     choice: StoreChoice,
     device: &tpm::TpmDevice,
     pcrs: Option<tpm::PcrSelection>,
+    fs: &dyn crate::storage::fs::Fs,
+    data_dir: &std::path::Path,
 ) -> Box<dyn SecretStore> {
+    let tpm = tpm::Tpm::new(device.clone(), pcrs);
     let tpm_present = match device {
         tpm::TpmDevice::Device(path) => path.exists(),
         tpm::TpmDevice::Swtpm { .. } => true,
     };
     match choice {
         StoreChoice::File => Box::new(file::KeyFile),
-        StoreChoice::Auto if !tpm_present => Box::new(file::KeyFile),
-        StoreChoice::Auto | StoreChoice::Tpm => Box::new(tpm::Tpm::new(device.clone(), pcrs)),
+        StoreChoice::Auto if !tpm_present && !keyring::holds_keys_of(fs, data_dir, tpm.kind()) => {
+            Box::new(file::KeyFile)
+        }
+        StoreChoice::Auto | StoreChoice::Tpm => Box::new(tpm),
     }
 }
 

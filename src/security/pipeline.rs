@@ -343,6 +343,12 @@ impl Pipeline {
             }
         }
 
+        // A secret of this box that does not open refuses before any credential is looked at:
+        // none is checked (nor its throttle touched) while the box cannot decide.
+        let hash_tokens = policy.hash_on(r.action).then(|| policy.hash.as_ref().map_err(Clone::clone)).transpose()?;
+        let stream_jwt =
+            policy.jwt_on(r.action).then(|| policy.stream_jwt.as_ref().map_err(Clone::clone)).transpose()?;
+
         let one_time_on = policy.one_time_on(r.action);
         // With one-time tokens off, `token` may carry the hash or the JWT instead.
         let spare_token = if one_time_on { None } else { creds.token.as_ref() };
@@ -365,9 +371,8 @@ impl Pipeline {
             grant.admitted_by.push("one-time token");
         }
 
-        if policy.hash_on(r.action) {
+        if let Some(hash_tokens) = hash_tokens {
             let hash = creds.hash.as_ref().or(spare_token).ok_or(Reason::HashMissing)?;
-            let hash_tokens = policy.hash.as_ref().map_err(Clone::clone)?;
             let expiry = hash_tokens.check(&r.stream_id, r.action, hash.expose(), creds.expire_date.as_deref(), now)?;
             grant.limit(expiry);
             grant.admitted_by.push("hash token");
@@ -423,9 +428,8 @@ impl Pipeline {
             totp_claim = Some(TotpClaim { subscriber_id: subscriber_id.clone(), step, period });
         }
 
-        if policy.jwt_on(r.action) {
+        if let Some(stream_jwt) = stream_jwt {
             let jwt = creds.jwt.as_ref().or(spare_token).ok_or(Reason::JwtMissing)?;
-            let stream_jwt = policy.stream_jwt.as_ref().map_err(Clone::clone)?;
             let expiry = stream_jwt.check_stream(jwt.expose(), &r.stream_id, r.action, now)?;
             grant.limit(expiry);
             grant.admitted_by.push("stream JWT");

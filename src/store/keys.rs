@@ -4,38 +4,26 @@
 //! its subscriber is registered; the sealed text stays beside the opened key in memory, so that a
 //! snapshot writes it as it is. Sealing and opening are in memory.
 
-use crate::secrets::{DataKey, Keyring, Secret};
+use crate::secrets::keyring::Opened;
+use crate::secrets::{Keyring, Secret};
 use crate::security::store::{Subscriber, SubscriberKey};
 use std::sync::Arc;
-use zeroize::Zeroizing;
-
-/// What seals: the box's keyring, or for a store in memory a data key of its own kept nowhere.
-enum Sealer {
-    Keyring(Arc<Keyring>),
-    Memory(Option<Box<DataKey>>),
-}
 
 /// Seals and opens the TOTP keys of one application's subscribers.
 pub(super) struct Keys {
-    sealer: Sealer,
+    keyring: Arc<Keyring>,
     app: String,
-}
-
-/// A key opened, and whether it was sealed under an older data key (then worth sealing again).
-pub(super) struct Opened {
-    pub(super) clear: Zeroizing<Vec<u8>>,
-    pub(super) stale: bool,
 }
 
 impl Keys {
     /// The keys of `app`'s subscribers, sealed with `keyring`.
     pub(super) fn new(keyring: Arc<Keyring>, app: &str) -> Self {
-        Keys { sealer: Sealer::Keyring(keyring), app: app.to_string() }
+        Keys { keyring, app: app.to_string() }
     }
 
     /// Keys sealed with a fresh data key kept nowhere (a store that forgets everything at exit).
     pub(super) fn in_memory() -> Self {
-        Keys { sealer: Sealer::Memory(DataKey::generate().ok().map(Box::new)), app: String::new() }
+        Keys::new(Arc::new(Keyring::ephemeral()), "")
     }
 
     /// The application, for the log and the system status.
@@ -50,27 +38,12 @@ impl Keys {
 
     /// `clear`, the key of `subscriber_id` of `stream_id`, sealed.
     pub(super) fn seal(&self, stream_id: &str, subscriber_id: &str, clear: &[u8]) -> Result<String, String> {
-        let name = self.name(stream_id, subscriber_id);
-        match &self.sealer {
-            Sealer::Keyring(keyring) => keyring.seal(&name, clear).map_err(|e| e.to_string()),
-            Sealer::Memory(Some(key)) => key.seal(&name, clear).map_err(|e| e.to_string()),
-            Sealer::Memory(None) => Err("the system gave no randomness for a data key".into()),
-        }
+        self.keyring.seal(&self.name(stream_id, subscriber_id), clear).map_err(|e| e.to_string())
     }
 
     /// The key of `subscriber_id` of `stream_id` that `sealed` holds.
     pub(super) fn open(&self, stream_id: &str, subscriber_id: &str, sealed: &str) -> Result<Opened, String> {
-        let name = self.name(stream_id, subscriber_id);
-        match &self.sealer {
-            Sealer::Keyring(keyring) => keyring
-                .open(&name, sealed)
-                .map(|o| Opened { clear: o.clear, stale: o.stale })
-                .map_err(|e| e.to_string()),
-            Sealer::Memory(Some(key)) => {
-                key.open(&name, sealed).map(|clear| Opened { clear, stale: false }).map_err(|e| e.to_string())
-            }
-            Sealer::Memory(None) => Err("no data key".into()),
-        }
+        self.keyring.open(&self.name(stream_id, subscriber_id), sealed).map_err(|e| e.to_string())
     }
 }
 

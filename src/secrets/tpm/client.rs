@@ -65,9 +65,28 @@ impl Client {
         Transient { client: self, handle, live: true }
     }
 
+    /// Sends a command that makes a transient object or session: the handle the TPM answers with
+    /// is held (and so flushed if the rest of the answer is wrong) before `parse` checks the rest.
+    fn call_transient(
+        &self,
+        request: Request,
+        parse: impl FnOnce(Response<'_>) -> Result<u32, TpmError>,
+    ) -> Result<Transient<'_>, TpmError> {
+        let bytes = self.exchange(&request)?;
+        let response = wire::response(request.name, &bytes, request.handles, request.sessions)?;
+        let is_transient = |handle: &&u32| matches!(**handle >> 24, 0x80 | 0x02 | 0x03);
+        let mut held: Vec<Transient<'_>> =
+            response.handles.iter().filter(is_transient).map(|handle| self.transient(*handle)).collect();
+        let handle = parse(response)?;
+        match held.pop() {
+            Some(transient) if transient.handle == handle && held.is_empty() => Ok(transient),
+            _ => Err(TpmError::Malformed(format!("{}: the handle answered is not the one made", request.name))),
+        }
+    }
+
     /// The storage primary key (the same one for the same TPM every time).
     pub fn primary(&self) -> Result<Transient<'_>, TpmError> {
-        self.call(commands::create_primary()?, commands::primary).map(|handle| self.transient(handle))
+        self.call_transient(commands::create_primary()?, commands::primary)
     }
 
     /// The digest of a PolicyPCR of `pcrs` at their current values, from a trial session.
@@ -84,7 +103,7 @@ impl Client {
 
     /// `sealed` loaded under `parent`.
     pub fn load(&self, parent: &Transient<'_>, sealed: &Sealed) -> Result<Transient<'_>, TpmError> {
-        self.call(commands::load(parent.handle, sealed)?, commands::loaded).map(|handle| self.transient(handle))
+        self.call_transient(commands::load(parent.handle, sealed)?, commands::loaded)
     }
 
     /// The data `item` holds, through a policy session of `pcrs` when it is bound to them.
@@ -103,8 +122,7 @@ impl Client {
     fn session(&self, kind: SessionKind) -> Result<Transient<'_>, TpmError> {
         let mut nonce = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-            .map_err(|_| TpmError::Io { command: "StartAuthSession", why: "no randomness for the nonce".into() })?;
-        self.call(commands::start_auth_session(kind, &nonce)?, commands::session_handle)
-            .map(|handle| self.transient(handle))
+            .map_err(|_| TpmError::NoRandomness)?;
+        self.call_transient(commands::start_auth_session(kind, &nonce)?, commands::session_handle)
     }
 }

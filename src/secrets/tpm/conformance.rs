@@ -372,3 +372,13 @@ fn a_tpm_handing_out_a_handle_of_the_wrong_kind_is_corrupt() {
     let key = DataKey::from_bytes(&[9; 32]).unwrap();
     assert!(matches!(seal_on(&client, &key, None), Err(KeyError::Corrupt(_))));
 }
+
+#[test]
+fn a_handle_made_by_an_answer_that_does_not_parse_is_flushed() {
+    let key = DataKey::from_bytes(&[9; 32]).unwrap();
+    let mut params = vec![0, 0, 0, 0, 0, 0, 0x80, 0x21, 0x40, 0, 0, 1, 0, 0, 0, 0];
+    params.push(0xFF); // a byte too many after the name
+    let (client, sent) = scripted(vec![reply(&[PRIMARY], &params, true), reply(&[], &[], false)]);
+    assert!(matches!(seal_on(&client, &key, None), Err(KeyError::Corrupt(_))));
+    assert_eq!(*sent.borrow(), ["CreatePrimary".to_string(), flushed(PRIMARY)]);
+}

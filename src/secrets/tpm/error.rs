@@ -31,13 +31,16 @@ pub enum TpmError {
     /// A value too long for its TPM2B field (never from well-formed input).
     #[error("{0} is too long for the TPM")]
     TooLong(&'static str),
+    /// The system gave no random bytes (for a session's nonce).
+    #[error("the system has no randomness to give")]
+    NoRandomness,
 }
 
 impl From<TpmError> for KeyError {
     fn from(error: TpmError) -> KeyError {
         let text = error.to_string();
         match &error {
-            TpmError::Unreachable(_) | TpmError::Io { .. } => KeyError::Unavailable(text),
+            TpmError::Unreachable(_) | TpmError::Io { .. } | TpmError::NoRandomness => KeyError::Unavailable(text),
             TpmError::Malformed(_) | TpmError::TooLong(_) => KeyError::Corrupt(text),
             TpmError::Refused { command, rc } => {
                 if rc.is(ResponseCode::INTEGRITY) && *command == "Load" {

@@ -26,7 +26,8 @@ pub const DEFAULT_DEVICE: &str = "/dev/tpmrm0";
 pub enum TpmDevice {
     /// A TPM character device, such as `/dev/tpmrm0`.
     Device(PathBuf),
-    /// swtpm's TCP command port (`swtpm:HOST:PORT`), for tests and development.
+    /// swtpm's TCP command port (`swtpm:HOST:PORT`, HOST a loopback address), for tests and
+    /// development.
     Swtpm {
         /// The host swtpm listens on.
         host: String,
@@ -42,8 +43,10 @@ impl TpmDevice {
         if let Some(rest) = text.strip_prefix("swtpm:") {
             let (host, port) = rest.rsplit_once(':').ok_or("expected swtpm:HOST:PORT")?;
             let port = port.parse().map_err(|_| "expected swtpm:HOST:PORT with a port number")?;
-            if host.is_empty() {
-                return Err("expected swtpm:HOST:PORT with a host".into());
+            // The data key crosses swtpm's port in clear: it must never leave the box.
+            let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err("expected swtpm:HOST:PORT with a loopback HOST (127.0.0.1, ::1 or localhost)".into());
             }
             return Ok(TpmDevice::Swtpm { host: host.to_string(), port });
         }
@@ -111,7 +114,8 @@ impl Tpm {
 
 impl SecretStore for Tpm {
     fn describe(&self) -> String {
-        let policy = self.pcrs.as_ref().map(|p| format!(", bound to PCRs {}", p.render())).unwrap_or_default();
+        let policy =
+            self.pcrs.as_ref().map(|p| format!(", new data keys bound to PCRs {}", p.render())).unwrap_or_default();
         format!("TPM 2.0 at {}{policy}", self.device.render())
     }
 
@@ -168,6 +172,8 @@ mod tests {
         assert!(TpmDevice::parse("tpmrm0").is_err());
         assert!(TpmDevice::parse("swtpm:127.0.0.1").is_err());
         assert!(TpmDevice::parse("swtpm::2321").is_err());
+        assert!(TpmDevice::parse("swtpm:192.0.2.7:2321").is_err(), "the data key never leaves the box");
+        assert!(TpmDevice::parse("swtpm:localhost:2321").is_ok());
         assert_eq!(PcrSelection::parse("").unwrap(), None);
         assert_eq!(PcrSelection::parse("sha256:7,0,7").unwrap().unwrap().render(), "sha256:0,7");
         assert!(PcrSelection::parse("sha1:7").is_err());
