@@ -681,7 +681,6 @@ mod tests {
         settings.server.lockout_failures = 1;
         let app = settings.apps.get_mut(crate::config::DEFAULT_APP).expect("LiveApp");
         app.enable_time_token_for_publish = true;
-        app.publish_jwt_control_enabled = true;
         app.time_token_secret_for_publish = SecretSetting::parse(&moved).unwrap();
         app.jwt_stream_secret_key = SecretSetting::parse(&moved).unwrap();
         settings.open_secrets(&keyring);
@@ -696,7 +695,8 @@ mod tests {
         }
 
         let app = settings.apps.get_mut(crate::config::DEFAULT_APP).expect("LiveApp");
-        app.enable_time_token_for_publish = false;
+        // With the stream JWT on too, its key refuses first: no credential is checked at all.
+        app.publish_jwt_control_enabled = true;
         pipeline.reconfigure(&settings, |_| store.clone());
         let mut jwt = request("", "cam1");
         jwt.credentials = Credentials::from_query("jwt=a.b.c");
