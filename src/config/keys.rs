@@ -179,7 +179,7 @@ settings_table! {
         idle_timeout: Seconds = "server.idleTimeout", default "30", range 1..=3600 [restart];
         /// Directory for the datastore, audit log and device certificate (relative: to the working directory).
         data_dir: PathBuf = "data.dir", default "rampart-data" [restart];
-        /// What seals the data key that opens every secret on disk: auto (tpm when /dev/tpmrm0 exists, else file), tpm, or file (a key file in data.dir, not hardware-protected: weak).
+        /// What seals the data key that opens every secret on disk: auto (tpm when secrets.tpmDevice exists or a TPM sealed the data key, else file), tpm, or file (a key file in data.dir, not hardware-protected: weak).
         secrets_store: StoreChoice = "secrets.store", default "auto" [restart];
         /// The TPM 2.0: a device path (the kernel's resource manager /dev/tpmrm0) or swtpm:HOST:PORT (swtpm's TCP command port on this box, HOST a loopback address; for tests).
         secrets_tpm_device: TpmDevice = "secrets.tpmDevice", default "/dev/tpmrm0" [restart];
